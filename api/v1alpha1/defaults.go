@@ -1,0 +1,144 @@
+package v1alpha1
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"time"
+)
+
+// Defaults applied by the API server through the CRD, repeated here for local mode and for
+// objects read before defaulting.
+const (
+	DefaultGenericPath     = "/api/lead"
+	DefaultTaplinkPath     = "/api/taplink/lead"
+	DefaultTimeZone        = "UTC"
+	DefaultMaxBodyBytes    = 65536
+	DefaultSecretKey       = "secret"
+	DefaultSignatureHeader = "X-Signature"
+	DefaultDuplicateWindow = 10 * time.Minute
+)
+
+// Condition types and reasons written to LeadIntegration status.
+const (
+	ConditionReady   = "Ready"
+	ConditionStalled = "Stalled"
+
+	ReasonAccepting      = "Accepting"
+	ReasonDisabled       = "Disabled"
+	ReasonInvalidSpec    = "InvalidSpec"
+	ReasonSecretNotFound = "SecretNotFound"
+	ReasonPathConflict   = "PathConflict"
+)
+
+var (
+	pathPattern   = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
+	regionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+// IsEnabled reports whether the integration is switched on (the default).
+func (s *LeadIntegrationSpec) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
+
+// EffectivePath is the path served: spec.path, or the source's default.
+func (s *LeadIntegrationSpec) EffectivePath() string {
+	switch {
+	case s.Path != "":
+		return s.Path
+	case s.Source == SourceTaplink:
+		return DefaultTaplinkPath
+	default:
+		return DefaultGenericPath
+	}
+}
+
+// EffectiveTimeZone is spec.timeZone or UTC.
+func (s *LeadIntegrationSpec) EffectiveTimeZone() string {
+	if s.TimeZone == "" {
+		return DefaultTimeZone
+	}
+	return s.TimeZone
+}
+
+// EffectiveMaxBodyBytes is spec.maxBodyBytes or 64 KiB.
+func (s *LeadIntegrationSpec) EffectiveMaxBodyBytes() int64 {
+	if s.MaxBodyBytes <= 0 {
+		return DefaultMaxBodyBytes
+	}
+	return s.MaxBodyBytes
+}
+
+// EffectiveDuplicateWindow is spec.duplicateWindow or ten minutes.
+func (s *LeadIntegrationSpec) EffectiveDuplicateWindow() time.Duration {
+	if s.DuplicateWindow == nil || s.DuplicateWindow.Duration <= 0 {
+		return DefaultDuplicateWindow
+	}
+	return s.DuplicateWindow.Duration
+}
+
+// EffectiveScheme is signature.scheme or the source's own scheme.
+func (s *SignatureSpec) EffectiveScheme(src Source) SignatureScheme {
+	switch {
+	case s.Scheme != "":
+		return s.Scheme
+	case src == SourceTaplink:
+		return SchemeTaplinkSHA1
+	default:
+		return SchemeHMACSHA256
+	}
+}
+
+// EffectiveKey is secretRef.key or "secret".
+func (r *SecretKeyRef) EffectiveKey() string {
+	if r.Key == "" {
+		return DefaultSecretKey
+	}
+	return r.Key
+}
+
+// Validate repeats in Go the rules the CRD enforces (and a few it cannot), so that local mode
+// and API servers that skip CEL reject the same specs.
+func (s *LeadIntegrationSpec) Validate() error {
+	var errs []error
+	switch s.Source {
+	case SourceGeneric, SourceTaplink:
+	case "":
+		errs = append(errs, errors.New("spec.source is required"))
+	default:
+		errs = append(errs, fmt.Errorf("spec.source %q is not one of Generic, Taplink", s.Source))
+	}
+	if s.Path != "" && (len(s.Path) > 256 || !pathPattern.MatchString(s.Path)) {
+		errs = append(errs, fmt.Errorf("spec.path %q must start with / and use only letters, digits and ._~/-", s.Path))
+	}
+	if s.DefaultRegion != "" && !regionPattern.MatchString(s.DefaultRegion) {
+		errs = append(errs, fmt.Errorf("spec.defaultRegion %q must be two capital letters", s.DefaultRegion))
+	}
+	if _, err := time.LoadLocation(s.EffectiveTimeZone()); err != nil {
+		errs = append(errs, fmt.Errorf("spec.timeZone %q is not a known time zone", s.TimeZone))
+	}
+	if s.MaxBodyBytes != 0 && (s.MaxBodyBytes < 1024 || s.MaxBodyBytes > 10<<20) {
+		errs = append(errs, fmt.Errorf("spec.maxBodyBytes %d must be between 1024 and 10485760", s.MaxBodyBytes))
+	}
+	if len(s.AllowedSourceRanges) > 64 {
+		errs = append(errs, errors.New("spec.allowedSourceRanges must have at most 64 items"))
+	}
+	for _, c := range s.AllowedSourceRanges {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			errs = append(errs, fmt.Errorf("spec.allowedSourceRanges: %q is not a CIDR", c))
+		}
+	}
+	if rl := s.RateLimit; rl != nil && (rl.RequestsPerSecond < 1 || rl.Burst < 0) {
+		errs = append(errs, errors.New("spec.rateLimit.requestsPerSecond must be at least 1 and burst not negative"))
+	}
+	if sig := s.Signature; sig != nil {
+		switch sig.EffectiveScheme(s.Source) {
+		case SchemeTaplinkSHA1, SchemeHMACSHA256:
+		default:
+			errs = append(errs, fmt.Errorf("spec.signature.scheme %q is not one of TaplinkSHA1, HMACSHA256", sig.Scheme))
+		}
+		if sig.SecretRef.Name == "" {
+			errs = append(errs, errors.New("spec.signature.secretRef.name is required"))
+		}
+	}
+	return errors.Join(errs...)
+}

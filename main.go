@@ -1,0 +1,40 @@
+// Command leadhook is a Kubernetes-native lead intake: one binary with several roles.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	_ "time/tzdata" // time zones on images without a zoneinfo database
+)
+
+const usage = `leadhook receives leads by webhook, checks and normalises them and stores them in MongoDB.
+
+Usage:
+  leadhook server [flags]   serve the webhook endpoints (local mode: integrations from YAML files)
+  leadhook help             show this help
+
+Run "leadhook <command> --help" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = runServer(os.Args[2:])
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "leadhook: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "leadhook %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

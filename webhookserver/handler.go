@@ -1,0 +1,279 @@
+// Package webhookserver is leadhook's HTTP server: it routes each delivery to the enabled
+// integration owning its path, checks it, decodes and normalises it, and stores the lead,
+// answering per the HTTP contract. It reads integrations and never writes them.
+package webhookserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/leadhook/leadhook/webhookserver/lead"
+	"github.com/leadhook/leadhook/webhookserver/registry"
+	"github.com/leadhook/leadhook/webhookserver/source"
+	"github.com/leadhook/leadhook/webhookserver/store"
+	"github.com/leadhook/leadhook/webhookserver/verify"
+)
+
+// LeadStore is where the handler puts leads and the outcome of every request.
+type LeadStore interface {
+	// InsertLead stores a lead and returns once the write is acknowledged.
+	InsertLead(ctx context.Context, l *lead.Lead) (store.InsertResult, error)
+	// RecordIntake logs a request's outcome without waiting.
+	RecordIntake(e *store.IntakeEntry)
+}
+
+// Config wires a Handler.
+type Config struct {
+	Registry registry.Registry
+	Store    LeadStore
+	// Ready reports whether the server can take leads (store reachable, integrations loaded).
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
+	// StoreTimeout bounds one lead's write; default 10s.
+	StoreTimeout time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Delivery-id headers that make a retried delivery count once.
+var deliveryIDHeaders = []string{"Idempotency-Key", "Webhook-Id"}
+
+type handler struct {
+	Config
+}
+
+// NewHandler returns the HTTP handler for leads, health and readiness.
+func NewHandler(cfg Config) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = 10 * time.Second
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func(context.Context) error { return nil }
+	}
+	h := &handler{Config: cfg}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, h.recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, response{Status: true}) })
+	r.Get("/readyz", h.readyz)
+	r.Post("/*", h.serveLead)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, msgNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, msgMethodNotAllowd)
+	})
+	return r
+}
+
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := h.Ready(r.Context()); err != nil {
+		h.Log.Warn("Not ready", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "Not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, response{Status: true})
+}
+
+// recoverer turns a panic into the contract's 500, never showing internals.
+func (h *handler) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+					panic(v)
+				}
+				h.Log.Error("Recovered from panic", "request_id", middleware.GetReqID(r.Context()), "panic", v)
+				writeError(w, http.StatusInternalServerError, msgServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// delivery is one request's progress through the pipeline, logged whatever its outcome.
+type delivery struct {
+	entry    *store.IntakeEntry
+	body     []byte
+	complete bool // the whole body was read
+}
+
+func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
+	start := h.Now()
+	d := &delivery{entry: &store.IntakeEntry{
+		ReceivedAt:  start.UTC(),
+		RequestID:   middleware.GetReqID(r.Context()),
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		RemoteIP:    remoteIP(r).String(),
+		UserAgent:   r.UserAgent(),
+		ContentType: r.Header.Get("Content-Type"),
+		Status:      http.StatusInternalServerError,
+		Outcome:     outcomeError,
+	}}
+	defer func() {
+		e := d.entry
+		if e.Outcome != outcomeStored && e.Outcome != outcomeDuplicate {
+			e.SetBody(d.body, d.complete) // rejected payloads are kept, size-capped
+		}
+		h.Store.RecordIntake(e)
+		h.Log.Info("Handled delivery", "request_id", e.RequestID, "integration", e.Integration,
+			"route", e.Route, "status", e.Status, "outcome", e.Outcome,
+			"duration_ms", float64(h.Now().Sub(start).Microseconds())/1000)
+	}()
+	status, resp := h.process(r, d, start)
+	if status != http.StatusOK {
+		resp = response{Status: false, Error: resp.Error}
+		switch status {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			setRetryAfter(w, retryAfterFor(d))
+		}
+	}
+	d.entry.Status = status
+	if resp.Error != "" && d.entry.Error == "" {
+		d.entry.Error = resp.Error
+	}
+	writeJSON(w, status, resp)
+}
+
+// retryAfterFor is the Retry-After of a 429 or 503.
+func retryAfterFor(d *delivery) int {
+	switch d.entry.Outcome {
+	case outcomeUnavailable:
+		if d.entry.Error == msgNotReady {
+			return retryAfterNotReady
+		}
+		return retryAfterStore
+	default:
+		return 1
+	}
+}
+
+// process runs the pipeline: route, allowlist, rate limit, size limit, signature, decode,
+// normalise, de-duplicate, store. It returns the status and body to answer with.
+func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int, response) {
+	e := d.entry
+	in, ok := h.Registry.Lookup(routePath(r.URL.Path))
+	if !ok {
+		e.Outcome = outcomeNoIntegration
+		return http.StatusForbidden, response{Error: msgNoIntegration}
+	}
+	e.Integration, e.Route = in.Key(), in.RouteName
+	reject := func(status int, msg string) (int, response) {
+		e.Outcome = outcomeRejected
+		return status, response{Error: msg}
+	}
+	if in.NotReady != "" {
+		e.Outcome = outcomeUnavailable
+		return http.StatusServiceUnavailable, response{Error: msgNotReady}
+	}
+	if !verify.Allowed(remoteIP(r), in.AllowedNets) {
+		return reject(http.StatusForbidden, msgForbidden)
+	}
+	if in.Limiter != nil && !in.Limiter.Allow() {
+		return reject(http.StatusTooManyRequests, msgRateLimited)
+	}
+	if r.ContentLength > in.MaxBodyBytes {
+		return reject(http.StatusRequestEntityTooLarge, msgTooLarge)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, in.MaxBodyBytes+1))
+	d.body, d.complete = body, err == nil && int64(len(body)) <= in.MaxBodyBytes
+	switch {
+	case err != nil:
+		return reject(http.StatusBadRequest, "Could not read request body")
+	case int64(len(body)) > in.MaxBodyBytes:
+		d.body = body[:in.MaxBodyBytes]
+		return reject(http.StatusRequestEntityTooLarge, msgTooLarge)
+	}
+	if in.Signer != nil {
+		if err := in.Signer.Verify(body, r.Header, in.Keys); err != nil {
+			return reject(http.StatusUnauthorized, err.Error())
+		}
+	}
+	dec, ok := source.For(in.Source)
+	if !ok {
+		return reject(http.StatusForbidden, msgNoIntegration)
+	}
+	decoded, err := dec.Decode(source.Request{Body: body, ContentType: r.Header.Get("Content-Type"), Header: r.Header})
+	if err != nil {
+		var se *source.Error
+		if errors.As(err, &se) {
+			return reject(se.Status, se.Message)
+		}
+		return reject(http.StatusBadRequest, msgMalformed)
+	}
+	if decoded.Probe {
+		e.Outcome = outcomeProbe
+		return http.StatusOK, response{Status: true}
+	}
+	l, err := lead.Build(decoded.Fields, lead.Options{Region: in.Region, Location: in.Location}, received)
+	if err != nil {
+		return reject(http.StatusUnprocessableEntity, err.Error())
+	}
+	l.Integration = lead.Integration{Namespace: in.Namespace, Name: in.Name, Source: string(in.Source)}
+	l.Notes, l.Extras = decoded.Notes, decoded.Extras
+	l.Raw = lead.NewRaw(r.Header.Get("Content-Type"), body)
+	l.Request = lead.Request{RemoteIP: e.RemoteIP, UserAgent: e.UserAgent, RequestID: e.RequestID}
+	l.SetDedupKey(decoded.SourceID, deliveryID(r.Header), in.DuplicateWindow)
+
+	// The write outlives a sender that hangs up: the lead is stored, and its retry is a duplicate.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.StoreTimeout)
+	defer cancel()
+	res, err := h.Store.InsertLead(ctx, l)
+	if err != nil {
+		h.Log.Error("Could not store lead", "request_id", e.RequestID, "integration", e.Integration, "error", err)
+		e.Outcome = outcomeUnavailable
+		return http.StatusServiceUnavailable, response{Error: msgStoreDown}
+	}
+	id := res.ID
+	e.LeadID = &id
+	if res.Duplicate {
+		e.Outcome = outcomeDuplicate
+		return http.StatusOK, response{Status: true, Duplicate: true, LeadID: id.Hex()}
+	}
+	e.Outcome = outcomeStored
+	return http.StatusOK, response{Status: true, LeadID: id.Hex()}
+}
+
+// routePath is the path an integration is looked up by: a trailing slash does not matter.
+func routePath(p string) string {
+	if len(p) > 1 {
+		p = strings.TrimRight(p, "/")
+		if p == "" {
+			p = "/"
+		}
+	}
+	return p
+}
+
+// deliveryID is the sender's delivery id header, if any.
+func deliveryID(h http.Header) string {
+	for _, name := range deliveryIDHeaders {
+		if v := strings.TrimSpace(h.Get(name)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// remoteIP is the socket's peer address; X-Forwarded-For is not believed.
+func remoteIP(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, _ := netip.ParseAddr(r.RemoteAddr)
+	return a.Unmap()
+}

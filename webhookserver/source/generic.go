@@ -1,0 +1,159 @@
+package source
+
+import (
+	"bytes"
+	"mime/multipart"
+	"net/url"
+	"strings"
+
+	"github.com/leadhook/leadhook/webhookserver/lead"
+)
+
+// Generic decodes leadhook's own format, sent as JSON, a urlencoded form or a multipart form.
+// Field names are matched case-insensitively, with the aliases form builders use.
+type Generic struct{}
+
+// genericAliases lists, per lead field, the names senders use for it, preferred first.
+var genericAliases = []struct {
+	field   string
+	aliases []string
+}{
+	{"client_name", []string{"client_name", "name", "fullname", "full_name"}},
+	{"phone", []string{"phone", "tel", "telephone", "phone_number"}},
+	{"email", []string{"email", "e-mail"}},
+	{"url", []string{"url", "page_url"}},
+	{"form_id", []string{"form_id", "formid"}},
+	{"comment", []string{"comment", "message", "text"}},
+	{"created_at", []string{"created_at"}},
+}
+
+// maxExtras bounds how many other fields are kept with a lead.
+const maxExtras = 64
+
+// Decode implements Decoder.
+func (Generic) Decode(r Request) (*Decoded, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var values map[string]any
+	switch b.mediaType {
+	case mediaJSON:
+		if values, err = decodeJSONObject(b.text); err != nil {
+			return nil, err
+		}
+	case mediaForm:
+		form, err := url.ParseQuery(string(b.text))
+		if err != nil {
+			return nil, ErrMalformed
+		}
+		values = formValues(form)
+	case mediaMultipart:
+		if values, err = decodeMultipart(b); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, unsupportedMedia("Unsupported media type %q", b.mediaType)
+	}
+	return genericFromValues(values)
+}
+
+// formValues takes, for each form key, its first non-empty value.
+func formValues(form url.Values) map[string]any {
+	values := make(map[string]any, len(form))
+	for k, vs := range form {
+		v := ""
+		for _, s := range vs {
+			if strings.TrimSpace(s) != "" {
+				v = s
+				break
+			}
+		}
+		values[k] = v
+	}
+	return values
+}
+
+func decodeMultipart(b *body) (map[string]any, error) {
+	boundary := b.params["boundary"]
+	if boundary == "" {
+		return nil, ErrMalformed
+	}
+	// The body is already in memory and bounded by the integration's limit, so the form is too.
+	form, err := multipart.NewReader(bytes.NewReader(b.text), boundary).ReadForm(int64(len(b.text)) + 1<<20)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	defer func() { _ = form.RemoveAll() }()
+	for _, vs := range form.Value {
+		for _, v := range vs {
+			if !utf8Valid(v) {
+				return nil, ErrMalformed
+			}
+		}
+	}
+	return formValues(url.Values(form.Value)), nil
+}
+
+func genericFromValues(values map[string]any) (*Decoded, error) {
+	if isProbe(values) {
+		return &Decoded{Probe: true}, nil
+	}
+	lower := make(map[string]string, len(values)) // lower-case name -> name as sent
+	for k := range values {
+		lk := strings.ToLower(strings.TrimSpace(k))
+		if prev, ok := lower[lk]; !ok || k < prev {
+			lower[lk] = k
+		}
+	}
+	d := &Decoded{}
+	used := map[string]bool{}
+	found := map[string]string{}
+	for _, f := range genericAliases {
+		for _, alias := range f.aliases {
+			key, ok := lower[alias]
+			if !ok {
+				continue
+			}
+			s, err := fieldText(values, key, f.field)
+			if err != nil {
+				return nil, err
+			}
+			used[key] = true
+			if strings.TrimSpace(s) != "" {
+				found[f.field] = s
+				break
+			}
+		}
+	}
+	d.Fields = lead.Fields{
+		ClientName: found["client_name"],
+		Phone:      found["phone"],
+		Email:      found["email"],
+		URL:        found["url"],
+		FormID:     found["form_id"],
+		Comment:    found["comment"],
+		CreatedAt:  found["created_at"],
+	}
+	for k, v := range values {
+		if used[k] || len(d.Extras) >= maxExtras {
+			continue
+		}
+		if s, ok := scalarText(v); ok && strings.TrimSpace(s) != "" {
+			if d.Extras == nil {
+				d.Extras = map[string]string{}
+			}
+			d.Extras[k] = s
+		}
+	}
+	return d, nil
+}
+
+// isProbe recognises senders' test deliveries: Tilda's test=test and Google's is_test.
+func isProbe(values map[string]any) bool {
+	if s, ok := scalarText(values["test"]); ok && s == "test" {
+		return true
+	}
+	s, ok := scalarText(values["is_test"])
+	return ok && strings.EqualFold(s, "true")
+}
