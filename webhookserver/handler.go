@@ -107,8 +107,19 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 // delivery is one request's progress through the pipeline, logged whatever its outcome.
 type delivery struct {
 	entry    *store.IntakeEntry
+	read     bool // the pipeline read the body
 	body     []byte
 	complete bool // the whole body was read
+}
+
+// keepForLog reads, when the pipeline stopped before reading it, as much of the body as the
+// intake log keeps, so a rejected delivery leaves its trace.
+func (d *delivery) keepForLog(r *http.Request) {
+	if d.read {
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, store.MaxIntakeBody+1))
+	d.body, d.complete = b, err == nil && len(b) <= store.MaxIntakeBody
 }
 
 func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +138,7 @@ func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		e := d.entry
 		if e.Outcome != outcomeStored && e.Outcome != outcomeDuplicate {
+			d.keepForLog(r)
 			e.SetBody(d.body, d.complete) // rejected payloads are kept, size-capped
 		}
 		h.Store.RecordIntake(e)
@@ -190,7 +202,7 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 		return reject(http.StatusRequestEntityTooLarge, msgTooLarge)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, in.MaxBodyBytes+1))
-	d.body, d.complete = body, err == nil && int64(len(body)) <= in.MaxBodyBytes
+	d.read, d.body, d.complete = true, body, err == nil && int64(len(body)) <= in.MaxBodyBytes
 	switch {
 	case err != nil:
 		return reject(http.StatusBadRequest, "Could not read request body")

@@ -174,14 +174,17 @@ func (s *Store) findByKey(ctx context.Context, key string) (bson.ObjectID, bool,
 	return doc.ID, true, nil
 }
 
-// Close flushes the intake log and disconnects.
+// Close flushes the intake log and disconnects. Later calls do nothing.
 func (s *Store) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	s.wg.Wait()
-	if err := s.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("disconnecting from MongoDB: %w", err)
-	}
-	return nil
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		if err = s.client.Disconnect(ctx); err != nil {
+			err = fmt.Errorf("disconnecting from MongoDB: %w", err)
+		}
+	})
+	return err
 }
 
 // Leads is the leads collection, for tools and tests that read what was stored.
