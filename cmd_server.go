@@ -146,9 +146,10 @@ func runServer(args []string) error {
 	return err
 }
 
-// quietLogger keeps only warnings and errors of a chatty component.
+// quietLogger keeps only errors of a chatty component (FerretDB dumps wire messages, which
+// may hold lead data, at lower levels).
 func quietLogger(l *slog.Logger) *slog.Logger {
-	return slog.New(levelFloor{l.Handler(), slog.LevelWarn})
+	return slog.New(levelFloor{l.Handler(), slog.LevelError})
 }
 
 type levelFloor struct {

@@ -116,21 +116,46 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err := s.leads.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	if err := createMissingIndexes(ctx, s.leads, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "dedup_key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("dedup_key_unique")},
 		{Keys: bson.D{{Key: "integration.namespace", Value: 1}, {Key: "integration.name", Value: 1}, {Key: "received_at", Value: -1}}, Options: options.Index().SetName("integration_received")},
 		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "received_at", Value: -1}}, Options: options.Index().SetName("status_received")},
 		{Keys: bson.D{{Key: "phone.e164", Value: 1}}, Options: options.Index().SetName("phone_e164")},
-	})
-	if err != nil {
-		return fmt.Errorf("creating indexes on %s: %w", LeadsCollection, err)
+	}); err != nil {
+		return err
 	}
-	_, err = s.intake.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	return createMissingIndexes(ctx, s.intake, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "received_at", Value: 1}}, Options: options.Index().SetName("received_at")},
 		{Keys: bson.D{{Key: "request_id", Value: 1}}, Options: options.Index().SetName("request_id")},
 	})
+}
+
+// createMissingIndexes creates the indexes whose names the collection lacks. Asking again for
+// an existing compound index crashes FerretDB 1.24's connection, so existing ones are skipped.
+func createMissingIndexes(ctx context.Context, coll *mongo.Collection, models []mongo.IndexModel) error {
+	specs, err := coll.Indexes().ListSpecifications(ctx)
 	if err != nil {
-		return fmt.Errorf("creating indexes on %s: %w", IntakeCollection, err)
+		return fmt.Errorf("listing indexes of %s: %w", coll.Name(), err)
+	}
+	have := map[string]bool{}
+	for _, spec := range specs {
+		have[spec.Name] = true
+	}
+	var missing []mongo.IndexModel
+	for _, m := range models {
+		var opts options.IndexOptions
+		for _, apply := range m.Options.List() {
+			_ = apply(&opts)
+		}
+		if opts.Name == nil || !have[*opts.Name] {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := coll.Indexes().CreateMany(ctx, missing); err != nil {
+		return fmt.Errorf("creating indexes on %s: %w", coll.Name(), err)
 	}
 	return nil
 }
