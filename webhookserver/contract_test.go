@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/leadhook/leadhook/api/v1alpha1"
 	"github.com/leadhook/leadhook/webhookserver/lead"
 	"github.com/leadhook/leadhook/webhookserver/store"
@@ -349,6 +351,10 @@ type panicStore struct{}
 
 func (panicStore) InsertLead(context.Context, *lead.Lead) (store.InsertResult, error) {
 	panic(errors.New("mongo: internal detail at 10.0.0.7:27017"))
+}
+
+func (panicStore) FindLead(context.Context, string) (bson.ObjectID, bool, error) {
+	panic(errors.New("mongo: internal detail"))
 }
 
 func (panicStore) RecordIntake(*store.IntakeEntry) {}

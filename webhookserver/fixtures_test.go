@@ -115,6 +115,14 @@ func TestTaplinkPaymentForKnownLead(t *testing.T) {
 	id := e.post(taplinkPath, jsonType, created, "taplink-signature", taplinkSignature(taplinkKey, created)).expectStored(t)
 	e.post(taplinkPath, jsonType, payment, "taplink-signature", taplinkSignature(taplinkKey, payment)).expectDuplicate(t, id)
 	e.onlyLead()
+	// A payment event may carry no phone at all: for a known lead it is still a duplicate.
+	bare := []byte(`{"action":"payments.created","data":{"profile_id":"1000001","lead_id":"3000003","phone":"","records":[]}}`)
+	e.post(taplinkPath, jsonType, bare, "taplink-signature", taplinkSignature(taplinkKey, bare)).expectDuplicate(t, id)
+	e.onlyLead()
+	// For an unknown lead it is what it is: a delivery without a phone.
+	unknown := bytes.Replace(bare, []byte("3000003"), []byte("3000999"), 1)
+	e.post(taplinkPath, jsonType, unknown, "taplink-signature", taplinkSignature(taplinkKey, unknown)).
+		expect(t, http.StatusUnprocessableEntity, false, "Phone is required")
 	// Another lead of the same profile is a new lead.
 	other := bytes.Replace(created, []byte(`"lead_id":"3000003"`), []byte(`"lead_id":"3000004"`), 1)
 	e.post(taplinkPath, jsonType, other, "taplink-signature", taplinkSignature(taplinkKey, other)).expectStored(t)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/leadhook/leadhook/webhookserver/lead"
 	"github.com/leadhook/leadhook/webhookserver/registry"
@@ -27,6 +28,8 @@ import (
 type LeadStore interface {
 	// InsertLead stores a lead and returns once the write is acknowledged.
 	InsertLead(ctx context.Context, l *lead.Lead) (store.InsertResult, error)
+	// FindLead returns the id of the lead stored under a de-duplication key, if any.
+	FindLead(ctx context.Context, dedupKey string) (bson.ObjectID, bool, error)
 	// RecordIntake logs a request's outcome without waiting.
 	RecordIntake(e *store.IntakeEntry)
 }
@@ -231,24 +234,33 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 		e.Outcome = outcomeProbe
 		return http.StatusOK, response{Status: true}
 	}
+	ref := lead.Integration{Namespace: in.Namespace, Name: in.Name, Source: string(in.Source)}
+	// The write outlives a sender that hangs up: the lead is stored, and its retry is a duplicate.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.StoreTimeout)
+	defer cancel()
 	l, err := lead.Build(decoded.Fields, lead.Options{Region: in.Region, Location: in.Location}, received)
 	if err != nil {
+		// A later event about a known lead (Taplink's payments.created) may carry no phone.
+		if decoded.SourceID != "" {
+			id, found, findErr := h.Store.FindLead(ctx, lead.SourceKey(ref, decoded.SourceID))
+			if findErr != nil {
+				return h.storeFailed(e, findErr)
+			}
+			if found {
+				e.LeadID, e.Outcome = &id, outcomeDuplicate
+				return http.StatusOK, response{Status: true, Duplicate: true, LeadID: id.Hex()}
+			}
+		}
 		return reject(http.StatusUnprocessableEntity, err.Error())
 	}
-	l.Integration = lead.Integration{Namespace: in.Namespace, Name: in.Name, Source: string(in.Source)}
+	l.Integration = ref
 	l.Notes, l.Extras = decoded.Notes, decoded.Extras
 	l.Raw = lead.NewRaw(r.Header.Get("Content-Type"), body)
 	l.Request = lead.Request{RemoteIP: e.RemoteIP, UserAgent: e.UserAgent, RequestID: e.RequestID}
 	l.SetDedupKey(decoded.SourceID, deliveryID(r.Header), in.DuplicateWindow)
-
-	// The write outlives a sender that hangs up: the lead is stored, and its retry is a duplicate.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.StoreTimeout)
-	defer cancel()
 	res, err := h.Store.InsertLead(ctx, l)
 	if err != nil {
-		h.Log.Error("Could not store lead", "request_id", e.RequestID, "integration", e.Integration, "error", err)
-		e.Outcome = outcomeUnavailable
-		return http.StatusServiceUnavailable, response{Error: msgStoreDown}
+		return h.storeFailed(e, err)
 	}
 	id := res.ID
 	e.LeadID = &id
@@ -258,6 +270,13 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 	}
 	e.Outcome = outcomeStored
 	return http.StatusOK, response{Status: true, LeadID: id.Hex()}
+}
+
+// storeFailed answers a delivery the store could not take: 503, so the sender retries.
+func (h *handler) storeFailed(e *store.IntakeEntry, err error) (int, response) {
+	h.Log.Error("Could not store lead", "request_id", e.RequestID, "integration", e.Integration, "error", err)
+	e.Outcome = outcomeUnavailable
+	return http.StatusServiceUnavailable, response{Error: msgStoreDown}
 }
 
 // routePath is the path an integration is looked up by: a trailing slash does not matter.

@@ -23,7 +23,7 @@ func (l *Lead) SetDedupKey(sourceID, deliveryID string, window time.Duration) {
 	scope := l.Integration.Namespace + "/" + l.Integration.Name
 	switch {
 	case sourceID != "":
-		l.DedupKey = hashKey(KeySourceID, scope, sourceID)
+		l.DedupKey = SourceKey(l.Integration, sourceID)
 	case deliveryID != "":
 		l.DedupKey = hashKey(KeyDelivery, scope, deliveryID)
 	default:
@@ -35,6 +35,11 @@ func (l *Lead) SetDedupKey(sourceID, deliveryID string, window time.Duration) {
 		l.DedupKey = hashKey(KeyContent, scope, content, strconv.FormatInt(bucket, 10))
 		l.PreviousDedupKey = hashKey(KeyContent, scope, content, strconv.FormatInt(bucket-1, 10))
 	}
+}
+
+// SourceKey is the de-duplication key of a lead the sender identifies by sourceID.
+func SourceKey(in Integration, sourceID string) string {
+	return hashKey(KeySourceID, in.Namespace+"/"+in.Name, sourceID)
 }
 
 // contentDigest covers what a person typed, normalised, and the sender's creation time.

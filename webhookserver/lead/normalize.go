@@ -145,12 +145,18 @@ func parseUnix(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	const maxSeconds = 253402300799 // 9999-12-31T23:59:59Z
-	if f > maxSeconds {
-		f /= 1000 // milliseconds
-		if f > maxSeconds {
-			return time.Time{}, false
-		}
+	if f > maxSeconds*1000 {
+		return time.Time{}, false
 	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC().Truncate(time.Millisecond), true
+	// Take the time from the digits: float arithmetic loses milliseconds (1692773391.123 → .122).
+	whole, frac, _ := strings.Cut(strings.TrimLeft(s, "+-"), ".")
+	n, err := strconv.ParseInt("0"+whole, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if f > maxSeconds {
+		return time.UnixMilli(n).UTC(), true // milliseconds; a fraction of one is dropped
+	}
+	ms, _ := strconv.Atoi((frac + "000")[:3])
+	return time.Unix(n, int64(ms)*int64(time.Millisecond)).UTC(), true
 }

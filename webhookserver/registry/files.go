@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/leadhook/leadhook/api/v1alpha1"
@@ -146,7 +147,7 @@ func manifestFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
-var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
+var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*\r?$`) // \r: files saved with CRLF line ends
 
 // parseManifests reads the LeadIntegrations and Secrets of one file, strictly: an unknown
 // field is an error, so a typo never silently changes what is served. Other kinds are skipped.
@@ -169,10 +170,10 @@ func parseManifests(b []byte) ([]manifest, error) {
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				return nil, fmt.Errorf("document %d (LeadIntegration): %w", i+1, err)
 			}
-			if obj.Name == "" {
-				return nil, fmt.Errorf("document %d (LeadIntegration): metadata.name is required", i+1)
-			}
 			defaultNamespace(&obj.ObjectMeta.Namespace)
+			if err := validateNames(obj.Namespace, obj.Name); err != nil {
+				return nil, fmt.Errorf("document %d (LeadIntegration): %w", i+1, err)
+			}
 			out = append(out, manifest{integration: obj})
 		case head.Kind == "Secret" && head.APIVersion == "v1":
 			obj := &corev1.Secret{}
@@ -180,10 +181,28 @@ func parseManifests(b []byte) ([]manifest, error) {
 				return nil, fmt.Errorf("document %d (Secret): %w", i+1, err)
 			}
 			defaultNamespace(&obj.ObjectMeta.Namespace)
+			if err := validateNames(obj.Namespace, obj.Name); err != nil {
+				return nil, fmt.Errorf("document %d (Secret): %w", i+1, err)
+			}
 			out = append(out, manifest{secret: obj})
 		}
 	}
 	return out, nil
+}
+
+// validateNames applies the API server's rules for names and namespaces, so a file cannot
+// hold what a cluster would refuse (a "/" in a name would blur whose leads are whose).
+func validateNames(namespace, name string) error {
+	if name == "" {
+		return fmt.Errorf("metadata.name is required")
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Errorf("metadata.name %q: %s", name, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return fmt.Errorf("metadata.namespace %q: %s", namespace, strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 func defaultNamespace(ns *string) {

@@ -154,6 +154,9 @@ func resolve(obj *v1alpha1.LeadIntegration, secrets Secrets) (*Integration, erro
 		if err != nil {
 			return nil, fmt.Errorf("spec.allowedSourceRanges: %w", err)
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:203.0.113.0/120 is 203.0.113.0/24
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		in.AllowedNets = append(in.AllowedNets, p.Masked())
 	}
 	if rl := spec.RateLimit; rl != nil {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"mime/multipart"
 	"net/url"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/leadhook/leadhook/webhookserver/lead"
 )
@@ -47,6 +49,9 @@ func (Generic) Decode(r Request) (*Decoded, error) {
 		if err != nil {
 			return nil, ErrMalformed
 		}
+		if form, err = formToUTF8(form, b.params["charset"]); err != nil {
+			return nil, err
+		}
 		values = formValues(form)
 	case mediaMultipart:
 		if values, err = decodeMultipart(b); err != nil {
@@ -56,6 +61,37 @@ func (Generic) Decode(r Request) (*Decoded, error) {
 		return nil, unsupportedMedia("Unsupported media type %q", b.mediaType)
 	}
 	return genericFromValues(values)
+}
+
+// formToUTF8 converts a urlencoded form's names and values from its charset to UTF-8, after
+// percent-decoding (browsers percent-encode the bytes of the page's charset), and rejects
+// what is then not UTF-8.
+func formToUTF8(form url.Values, charset string) (url.Values, error) {
+	text := func(s string) (string, error) {
+		b, err := toUTF8([]byte(s), charset)
+		if err != nil {
+			return "", err
+		}
+		if !utf8.Valid(b) {
+			return "", ErrMalformed
+		}
+		return string(b), nil
+	}
+	out := make(url.Values, len(form))
+	for k, vs := range form {
+		key, err := text(k)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			s, err := text(v)
+			if err != nil {
+				return nil, err
+			}
+			out[key] = append(out[key], s)
+		}
+	}
+	return out, nil
 }
 
 // formValues takes, for each form key, its first non-empty value.
@@ -85,7 +121,10 @@ func decodeMultipart(b *body) (map[string]any, error) {
 		return nil, ErrMalformed
 	}
 	defer func() { _ = form.RemoveAll() }()
-	for _, vs := range form.Value {
+	for k, vs := range form.Value {
+		if !utf8Valid(k) {
+			return nil, ErrMalformed
+		}
 		for _, v := range vs {
 			if !utf8Valid(v) {
 				return nil, ErrMalformed
@@ -99,30 +138,29 @@ func genericFromValues(values map[string]any) (*Decoded, error) {
 	if isProbe(values) {
 		return &Decoded{Probe: true}, nil
 	}
-	lower := make(map[string]string, len(values)) // lower-case name -> name as sent
+	byLower := make(map[string][]string, len(values)) // lower-case name -> names as sent
 	for k := range values {
 		lk := strings.ToLower(strings.TrimSpace(k))
-		if prev, ok := lower[lk]; !ok || k < prev {
-			lower[lk] = k
-		}
+		byLower[lk] = append(byLower[lk], k)
 	}
 	d := &Decoded{}
 	used := map[string]bool{}
 	found := map[string]string{}
 	for _, f := range genericAliases {
+	aliases:
 		for _, alias := range f.aliases {
-			key, ok := lower[alias]
-			if !ok {
-				continue
-			}
-			s, err := fieldText(values, key, f.field)
-			if err != nil {
-				return nil, err
-			}
-			used[key] = true
-			if strings.TrimSpace(s) != "" {
-				found[f.field] = s
-				break
+			keys := byLower[alias]
+			sort.Strings(keys) // "Phone" and "phone" both sent: the same choice every time
+			for _, key := range keys {
+				s, err := fieldText(values, key, f.field)
+				if err != nil {
+					return nil, err
+				}
+				used[key] = true
+				if strings.TrimSpace(s) != "" {
+					found[f.field] = s
+					break aliases
+				}
 			}
 		}
 	}

@@ -79,7 +79,7 @@ type body struct {
 
 // readBody resolves the media type (case-insensitively, sniffing JSON when none is declared),
 // converts a declared charset to UTF-8, drops a leading byte-order mark and rejects bytes that
-// are not UTF-8.
+// are not UTF-8. Form bodies are left to their decoder, which converts what the escapes hide.
 func readBody(r Request) (*body, error) {
 	b := &body{}
 	ct := strings.TrimSpace(r.ContentType)
@@ -96,7 +96,14 @@ func readBody(r Request) (*body, error) {
 		b.mediaType, b.params = canonicalMedia(mt), params
 	}
 	text := r.Body
-	if b.mediaType != mediaMultipart { // multipart parts carry their own charsets
+	switch b.mediaType {
+	case mediaMultipart: // multipart parts carry their own charsets
+	case mediaForm: // the charset applies to the names and values once percent-decoded (formToUTF8)
+		if _, err := toUTF8(nil, b.params["charset"]); err != nil {
+			return nil, err
+		}
+		text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
+	default:
 		var err error
 		if text, err = toUTF8(text, b.params["charset"]); err != nil {
 			return nil, err

@@ -184,6 +184,11 @@ func (s *Store) InsertLead(ctx context.Context, l *lead.Lead) (InsertResult, err
 	return InsertResult{ID: l.ID}, nil
 }
 
+// FindLead returns the id of the lead stored under a de-duplication key, if any.
+func (s *Store) FindLead(ctx context.Context, dedupKey string) (bson.ObjectID, bool, error) {
+	return s.findByKey(ctx, dedupKey)
+}
+
 func (s *Store) findByKey(ctx context.Context, key string) (bson.ObjectID, bool, error) {
 	var doc struct {
 		ID bson.ObjectID `bson:"_id"`
