@@ -11,7 +11,8 @@ import (
 const usage = `leadhook receives leads by webhook, checks and normalises them and stores them in MongoDB.
 
 Usage:
-  leadhook server [flags]   serve the webhook endpoints (local mode: integrations from YAML files)
+  leadhook server [flags]       serve the webhook endpoints
+  leadhook controller [flags]   reconcile LeadIntegrations in a cluster
   leadhook help             show this help
 
 Run "leadhook <command> --help" for a command's flags.
@@ -26,6 +27,8 @@ func main() {
 	switch os.Args[1] {
 	case "server":
 		err = runServer(os.Args[2:])
+	case "controller":
+		err = runController(os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

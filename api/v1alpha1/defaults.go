@@ -20,6 +20,10 @@ const (
 	DefaultDuplicateWindow = 10 * time.Minute
 )
 
+// SecretLabel marks the Secrets the webhook server may read: it watches only Secrets
+// carrying it with the value "true". Generated Secrets carry it; label your own.
+const SecretLabel = "leadhook.io/signing-secret"
+
 // Condition types and reasons written to LeadIntegration status.
 const (
 	ConditionReady   = "Ready"
