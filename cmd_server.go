@@ -9,8 +9,22 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/leadhook/leadhook/api/v1alpha1"
 
 	"github.com/leadhook/leadhook/webhookserver"
 	"github.com/leadhook/leadhook/webhookserver/registry"
@@ -29,6 +43,10 @@ type serverOptions struct {
 	shutdownTimeout time.Duration
 	logFormat       string
 	logLevel        string
+	kubeconfig      string
+	namespaces      string
+	// cluster is true when integrations come from the API server rather than files.
+	cluster bool
 }
 
 func parseServerFlags(args []string) (*serverOptions, error) {
@@ -38,9 +56,16 @@ func parseServerFlags(args []string) (*serverOptions, error) {
 		fmt.Fprint(fs.Output(), `Usage: leadhook server [flags]
 
 Serves POST /api/lead, POST /api/taplink/lead and any path an integration claims, plus
-/healthz and /readyz. Integrations are read from LeadIntegration (and Secret) YAML in a
-directory and reloaded when a file changes. With no --mongo-uri, leads go to an embedded
-MongoDB-compatible store (FerretDB on SQLite) under --data-dir.
+/healthz and /readyz. With no --mongo-uri, leads go to an embedded MongoDB-compatible store
+(FerretDB on SQLite) under --data-dir.
+
+Where integrations come from:
+  local mode    LeadIntegration (and Secret) YAML in --integrations, reloaded on change;
+                the default, and always when --integrations is given
+  cluster mode  the API server, read-only through a cache: chosen when --kubeconfig is
+                given or the server runs in a pod ($KUBERNETES_SERVICE_HOST), unless
+                --integrations is given. Only Secrets labelled
+                leadhook.io/signing-secret=true are read.
 
 Flags:
 `)
@@ -56,9 +81,17 @@ Flags:
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to read integrations from (cluster mode)")
+	fs.StringVar(&o.namespaces, "namespaces", "", "cluster mode: comma-separated namespaces to watch (default: all)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	explicitFiles := false
+	fs.Visit(func(f *flag.Flag) { explicitFiles = explicitFiles || f.Name == "integrations" })
+	inCluster := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	// $KUBECONFIG alone does not switch modes: a developer's shell often has one set, and
+	// `make run` must still serve the local samples.
+	o.cluster = !explicitFiles && (o.kubeconfig != "" || inCluster)
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -119,32 +152,120 @@ func runServer(args []string) error {
 		}
 	}()
 
+	serve := func(ctx context.Context, reg registry.Registry, loaded func() bool) error {
+		h := webhookserver.NewHandler(webhookserver.Config{
+			Registry: reg,
+			Store:    st,
+			Log:      log,
+			Ready: func(ctx context.Context) error {
+				if !loaded() {
+					return errors.New("integrations not loaded")
+				}
+				return st.Ping(ctx)
+			},
+		})
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", o.listen, err)
+		}
+		log.Info("Serving webhooks", "addr", ln.Addr().String())
+		err = webhookserver.Serve(ctx, ln, h, o.shutdownTimeout)
+		log.Info("Stopped serving webhooks")
+		return err
+	}
+	if o.cluster {
+		return serveCluster(ctx, o, log, serve)
+	}
 	files := &registry.Files{Dir: o.integrations, Log: log}
 	if err := files.Load(); err != nil {
 		return err
 	}
 	go files.Run(ctx)
-
-	h := webhookserver.NewHandler(webhookserver.Config{
-		Registry: files,
-		Store:    st,
-		Log:      log,
-		Ready: func(ctx context.Context) error {
-			if !files.Loaded() {
-				return errors.New("integrations not loaded")
-			}
-			return st.Ping(ctx)
-		},
-	})
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", o.listen, err)
-	}
-	log.Info("Serving webhooks", "addr", ln.Addr().String(), "integrations", o.integrations)
-	err = webhookserver.Serve(ctx, ln, h, o.shutdownTimeout)
-	log.Info("Stopped serving webhooks")
-	return err
+	return serve(ctx, files, files.Loaded)
 }
+
+// serveCluster runs the server on integrations read from the API server: a manager whose
+// cache watches LeadIntegrations and labelled Secrets, serving only once the cache has synced.
+func serveCluster(ctx context.Context, o *serverOptions, log *slog.Logger,
+	serve func(context.Context, registry.Registry, func() bool) error) error {
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	scheme, err := newScheme()
+	if err != nil {
+		return err
+	}
+	restCfg, err := kubeConfig(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cacheOpts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.SecretLabel: "true"})},
+		},
+	}
+	if o.namespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(o.namespaces, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		LeaderElection:          false, // every replica serves
+		GracefulShutdownTimeout: ptr.To(o.shutdownTimeout + 5*time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	reg := &registry.Cluster{Cache: mgr.GetCache(), Log: log}
+	if err := mgr.Add(reg); err != nil {
+		return fmt.Errorf("adding integration watch: %w", err)
+	}
+	if err := mgr.Add(httpRunnable(func(ctx context.Context) error {
+		for !reg.Loaded() { // the first table is built right after the cache syncs
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return serve(ctx, reg, reg.Loaded)
+	})); err != nil {
+		return fmt.Errorf("adding HTTP server: %w", err)
+	}
+	log.Info("Reading integrations from the cluster", "namespaces", o.namespaces)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+// kubeConfig is the REST config of --kubeconfig, else the in-cluster service account.
+func kubeConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("reading kubeconfig %s: %w", path, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("reading the in-cluster service account: %w", err)
+	}
+	return cfg, nil
+}
+
+// httpRunnable runs on every replica (no leader election), after the caches have synced.
+type httpRunnable func(ctx context.Context) error
+
+func (f httpRunnable) Start(ctx context.Context) error { return f(ctx) }
+
+func (httpRunnable) NeedLeaderElection() bool { return false }
 
 // quietLogger keeps only errors of a chatty component (FerretDB dumps wire messages, which
 // may hold lead data, at lower levels).
