@@ -8,7 +8,7 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 
-# The test control plane (kube-apiserver, etcd, kubectl) for envtest, built from the Go module
+# The test control plane (kube-apiserver, kube-controller-manager, etcd, kubectl) for envtest, built from the Go module
 # proxy (hack/build-control-plane.sh) and cached per machine in ~/.cache/leadhook.
 K8S_VERSION ?= v1.37.2
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
@@ -84,7 +84,7 @@ $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
 .PHONY: control-plane
-control-plane: ## Build kube-apiserver, etcd and kubectl into bin/k8s (cold: ~10-13 min; then cached).
+control-plane: ## Build kube-apiserver, kube-controller-manager (its garbage collector), etcd and kubectl into bin/k8s (cold: ~10-15 min; then cached).
 	K8S_VERSION=$(K8S_VERSION) hack/build-control-plane.sh $(ENVTEST_ASSETS)
 
 .PHONY: controller-gen

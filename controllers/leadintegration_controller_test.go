@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,17 +41,24 @@ func create(t *testing.T, obj client.Object) {
 	}
 }
 
-// update re-reads the integration, changes its spec and writes it back.
+// update re-reads the integration, changes its spec and writes it back, again if the
+// controller's status patch got in between.
 func update(t *testing.T, ns, name string, change func(*v1alpha1.LeadIntegrationSpec)) {
 	t.Helper()
-	li := &v1alpha1.LeadIntegration{}
-	if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, li); err != nil {
+	if err := tryUpdate(ns, name, change); err != nil {
 		t.Fatal(err)
 	}
-	change(&li.Spec)
-	if err := k8s.Update(bg, li); err != nil {
-		t.Fatal(err)
-	}
+}
+
+func tryUpdate(ns, name string, change func(*v1alpha1.LeadIntegrationSpec)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		li := &v1alpha1.LeadIntegration{}
+		if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, li); err != nil {
+			return err
+		}
+		change(&li.Spec)
+		return k8s.Update(bg, li)
+	})
 }
 
 // expectReady waits for the Ready condition to have this status and reason, at the
@@ -210,6 +218,18 @@ func TestGenerateSecret(t *testing.T) {
 
 	// An event says the Secret was created.
 	eventually(t, "SecretGenerated event", func() error { return expectEvent(ns, "website", "SecretGenerated") })
+
+	// The integration deleted, the garbage collector deletes its Secret.
+	if err := k8s.Delete(bg, newIntegration(ns, "website")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "generated Secret garbage-collected", func() error {
+		err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "website-signing"}, &corev1.Secret{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (err %v)", err)
+	})
 }
 
 // An existing Secret is adopted as it is, never overwritten.
@@ -226,6 +246,10 @@ func TestGenerateNeverOverwrites(t *testing.T) {
 	if string(got.Data["secret"]) != "my own phrase" || metav1.GetControllerOf(got) != nil {
 		t.Errorf("existing Secret changed: data %q, owner %v", got.Data["secret"], metav1.GetControllerOf(got))
 	}
+	// Not owned, it outlives the integration.
+	if err := k8s.Delete(bg, newIntegration(ns, "website")); err != nil {
+		t.Fatal(err)
+	}
 
 	// Not even when the key is missing: that is reported instead.
 	other := signingSecret(ns, "other-signing", map[string]string{"unrelated": "x"}, true)
@@ -237,6 +261,10 @@ func TestGenerateNeverOverwrites(t *testing.T) {
 	}
 	if len(got.Data) != 1 {
 		t.Errorf("existing Secret changed: %v", got.Data)
+	}
+	// The garbage collector (running; see TestGenerateSecret) left the unowned Secret alone.
+	if err := k8s.Get(bg, client.ObjectKeyFromObject(mine), got); err != nil {
+		t.Errorf("the user's own Secret went with the integration: %v", err)
 	}
 }
 
@@ -306,12 +334,8 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 	}
 	t.Run("source is immutable", func(t *testing.T) {
 		create(t, newIntegration(ns, "fixed"))
-		li := &v1alpha1.LeadIntegration{}
-		if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "fixed"}, li); err != nil {
-			t.Fatal(err)
-		}
-		li.Spec.Source = v1alpha1.SourceTaplink
-		if err := k8s.Update(bg, li); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "immutable") {
+		err := tryUpdate(ns, "fixed", func(s *v1alpha1.LeadIntegrationSpec) { s.Source = v1alpha1.SourceTaplink })
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "immutable") {
 			t.Fatalf("update = %v, want Invalid: source is immutable", err)
 		}
 	})
