@@ -121,7 +121,7 @@ func TestClusterMode(t *testing.T) {
 	c := startCluster(t, true)
 	startProcess(t, "controller", "--kubeconfig", c.kubeconfig, "--metrics-bind-address", "0", "--health-probe-bind-address", "0")
 	listen, mongoListen := freeAddr(t), freeAddr(t)
-	startProcess(t, "server", "--kubeconfig", c.kubeconfig, "--listen", listen,
+	startProcess(t, "server", "--kubeconfig", c.kubeconfig, "--listen", listen, "--metrics-listen", freeAddr(t),
 		"--data-dir", t.TempDir(), "--embedded-mongo-listen", mongoListen)
 	s := &server{url: "http://" + listen, mongo: mongoListen}
 	waitReady(t, s.url)

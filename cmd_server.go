@@ -44,6 +44,7 @@ type serverOptions struct {
 	logFormat       string
 	logLevel        string
 	kubeconfig      string
+	metricsListen   string
 	namespaces      string
 	// cluster is true when integrations come from the API server rather than files.
 	cluster bool
@@ -81,6 +82,7 @@ Flags:
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 25*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.metricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint; empty disables it")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to read integrations from (cluster mode)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "cluster mode: comma-separated namespaces to watch (default: all)")
 	if err := fs.Parse(args); err != nil {
@@ -152,11 +154,29 @@ func runServer(args []string) error {
 		}
 	}()
 
+	metrics, err := webhookserver.NewMetrics()
+	if err != nil {
+		return err
+	}
+	if o.metricsListen != "" {
+		ln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fmt.Errorf("listening on %s for metrics: %w", o.metricsListen, err)
+		}
+		log.Info("Serving metrics", "addr", ln.Addr().String())
+		go func() {
+			if err := webhookserver.ServeMetrics(ctx, ln, metrics); err != nil {
+				log.Error("Metrics server failed", "error", err)
+			}
+		}()
+	}
+
 	serve := func(ctx context.Context, reg registry.Registry, loaded func() bool) error {
 		h := webhookserver.NewHandler(webhookserver.Config{
 			Registry: reg,
 			Store:    st,
 			Log:      log,
+			Metrics:  metrics,
 			Ready: func(ctx context.Context) error {
 				if !loaded() {
 					return errors.New("integrations not loaded")

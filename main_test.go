@@ -53,17 +53,19 @@ func freeAddr(t *testing.T) string {
 
 // server is a running `leadhook server` process.
 type server struct {
-	cmd   *exec.Cmd
-	url   string
-	mongo string
-	log   *bytes.Buffer
+	cmd     *exec.Cmd
+	url     string
+	mongo   string
+	metrics string // base URL of the metrics endpoint
+	log     *bytes.Buffer
 }
 
 func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string) *server {
 	t.Helper()
-	s := &server{url: "http://" + listen, mongo: mongoListen, log: &bytes.Buffer{}}
+	metricsListen := freeAddr(t)
+	s := &server{url: "http://" + listen, mongo: mongoListen, metrics: "http://" + metricsListen, log: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary, "server", "--listen", listen, "--integrations", integrations,
-		"--data-dir", dataDir, "--embedded-mongo-listen", mongoListen)
+		"--data-dir", dataDir, "--embedded-mongo-listen", mongoListen, "--metrics-listen", metricsListen)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -139,6 +141,21 @@ func (s *server) leadCount(t *testing.T) int64 {
 	return n
 }
 
+// scrape reads the metrics endpoint.
+func (s *server) scrape(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(s.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
 func copySamples(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -189,6 +206,23 @@ func TestLocalMode(t *testing.T) {
 	}
 	if n := s.leadCount(t); n != 3 {
 		t.Fatalf("a MongoDB client sees %d leads, want 3", n)
+	}
+	// Prometheus sees them by integration, route and outcome, and nothing a sender typed.
+	metrics := s.scrape(t)
+	for _, want := range []string{
+		`leadhook_webhook_requests_total{code="200",integration="clinic/website",outcome="stored",route="api.lead.store"} 2`,
+		`leadhook_webhook_requests_total{code="200",integration="clinic/taplink",outcome="stored",route="api.taplink.lead.store"} 1`,
+		`leadhook_webhook_requests_total{code="200",integration="clinic/taplink",outcome="duplicate",route="api.taplink.lead.store"} 1`,
+		`leadhook_webhook_request_duration_seconds_count{outcome="stored",route="api.lead.store"} 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, secret := range []string{"972501234567", "79001234567", "/api/lead"} {
+		if strings.Contains(metrics, secret) {
+			t.Errorf("metrics contain %q", secret)
+		}
 	}
 
 	// Switch the website integration off by editing its file, then on again.

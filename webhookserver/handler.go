@@ -45,6 +45,8 @@ type Config struct {
 	StoreTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts every answered delivery.
+	Metrics *Metrics
 }
 
 // Delivery-id headers that make a retried delivery count once.
@@ -145,6 +147,7 @@ func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
 			e.SetBody(d.body, d.complete) // rejected payloads are kept, size-capped
 		}
 		h.Store.RecordIntake(e)
+		h.Metrics.observe(e, h.Now().Sub(start))
 		h.Log.Info("Handled delivery", "request_id", e.RequestID, "integration", e.Integration,
 			"route", e.Route, "status", e.Status, "outcome", e.Outcome,
 			"duration_ms", float64(h.Now().Sub(start).Microseconds())/1000)
