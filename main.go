@@ -13,7 +13,7 @@ const usage = `leadhook receives leads by webhook, checks and normalises them an
 Usage:
   leadhook server [flags]       serve the webhook endpoints
   leadhook controller [flags]   reconcile LeadIntegrations in a cluster
-  leadhook help             show this help
+  leadhook help                 show this help
 
 Run "leadhook <command> --help" for a command's flags.
 `

@@ -385,6 +385,16 @@ func TestContractRoutes(t *testing.T) {
 	}
 	// A trailing slash reaches the same integration.
 	e.post(genericPath+"/", jsonType, []byte(`{"phone":"+972501234567"}`)).expectStored(t)
+
+	// Every request's outcome is in the intake log, the unrouted ones included; a stored
+	// lead's entry records its size (the lead keeps the body itself).
+	entries := e.intake(2) // health probes are not deliveries
+	if m := entries[0]; m.Method != http.MethodGet || m.Status != http.StatusMethodNotAllowed || m.Path != genericPath {
+		t.Errorf("405 intake entry = %+v", m)
+	}
+	if s := entries[1]; s.Status != http.StatusOK || s.BodyBytes != len(`{"phone":"+972501234567"}`) || s.Body != "" {
+		t.Errorf("stored lead's intake entry: status %d, body_bytes %d, body %q", s.Status, s.BodyBytes, s.Body)
+	}
 }
 
 // Generic bodies: JSON, urlencoded and multipart forms, media types parsed properly.

@@ -76,12 +76,48 @@ func NewHandler(cfg Config) http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, response{Status: true}) })
 	r.Get("/readyz", h.readyz)
 	r.Post("/*", h.serveLead)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, msgNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { h.serveUnrouted(w, r, http.StatusNotFound, msgNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, msgMethodNotAllowd)
+		h.serveUnrouted(w, r, http.StatusMethodNotAllowed, msgMethodNotAllowd)
 	})
 	return r
+}
+
+// serveUnrouted answers a request no route takes (a GET on a lead path, say), leaving its
+// trace in the intake log like any other.
+func (h *handler) serveUnrouted(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	start := h.Now()
+	d := &delivery{entry: h.newEntry(r, start)}
+	d.entry.Status, d.entry.Outcome, d.entry.Error = status, outcomeRejected, msg
+	d.keepForLog(r)
+	d.entry.SetBody(d.body, d.complete)
+	h.finish(d.entry, start)
+	writeError(w, status, msg)
+}
+
+// newEntry starts the intake log entry of a request.
+func (h *handler) newEntry(r *http.Request, received time.Time) *store.IntakeEntry {
+	return &store.IntakeEntry{
+		ReceivedAt:  received.UTC(),
+		RequestID:   middleware.GetReqID(r.Context()),
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		RemoteIP:    remoteIP(r).String(),
+		UserAgent:   r.UserAgent(),
+		ContentType: r.Header.Get("Content-Type"),
+		Status:      http.StatusInternalServerError,
+		Outcome:     outcomeError,
+	}
+}
+
+// finish records a request's outcome: intake log, metrics, one log line without personal data.
+func (h *handler) finish(e *store.IntakeEntry, start time.Time) {
+	h.Store.RecordIntake(e)
+	h.Metrics.observe(e, h.Now().Sub(start))
+	h.Log.Info("Handled delivery", "request_id", e.RequestID, "integration", e.Integration,
+		"route", e.Route, "method", e.Method, "status", e.Status, "outcome", e.Outcome,
+		"duration_ms", float64(h.Now().Sub(start).Microseconds())/1000)
 }
 
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
@@ -129,28 +165,16 @@ func (d *delivery) keepForLog(r *http.Request) {
 
 func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
 	start := h.Now()
-	d := &delivery{entry: &store.IntakeEntry{
-		ReceivedAt:  start.UTC(),
-		RequestID:   middleware.GetReqID(r.Context()),
-		Method:      r.Method,
-		Path:        r.URL.Path,
-		RemoteIP:    remoteIP(r).String(),
-		UserAgent:   r.UserAgent(),
-		ContentType: r.Header.Get("Content-Type"),
-		Status:      http.StatusInternalServerError,
-		Outcome:     outcomeError,
-	}}
+	d := &delivery{entry: h.newEntry(r, start)}
 	defer func() {
 		e := d.entry
 		if e.Outcome != outcomeStored && e.Outcome != outcomeDuplicate {
 			d.keepForLog(r)
 			e.SetBody(d.body, d.complete) // rejected payloads are kept, size-capped
+		} else {
+			e.BodyBytes = len(d.body) // the lead holds the body itself
 		}
-		h.Store.RecordIntake(e)
-		h.Metrics.observe(e, h.Now().Sub(start))
-		h.Log.Info("Handled delivery", "request_id", e.RequestID, "integration", e.Integration,
-			"route", e.Route, "status", e.Status, "outcome", e.Outcome,
-			"duration_ms", float64(h.Now().Sub(start).Microseconds())/1000)
+		h.finish(e, start)
 	}()
 	status, resp := h.process(r, d, start)
 	if status != http.StatusOK {
