@@ -189,7 +189,7 @@ func runServer(args []string) error {
 			return fmt.Errorf("listening on %s: %w", o.listen, err)
 		}
 		log.Info("Serving webhooks", "addr", ln.Addr().String())
-		err = webhookserver.Serve(ctx, ln, h, o.shutdownTimeout)
+		err = webhookserver.Serve(ctx, ln, h, webhookserver.ServerOptions{Drain: o.shutdownTimeout, Log: log})
 		log.Info("Stopped serving webhooks")
 		return err
 	}
