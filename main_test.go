@@ -67,14 +67,14 @@ type server struct {
 	metrics string // base URL of the metrics endpoint
 	log     *bytes.Buffer
 	args    []string     // more flags
-	client  *http.Client // default http.DefaultClient
+	client  *http.Client // nil: http.DefaultClient
 }
 
 // startServer starts the binary; tweaks may add flags or change the URL and client first.
 func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string, tweaks ...func(*server)) *server {
 	t.Helper()
 	metricsListen := freeAddr(t)
-	s := &server{url: "http://" + listen, mongo: mongoListen, metrics: "http://" + metricsListen, log: &bytes.Buffer{}, client: http.DefaultClient}
+	s := &server{url: "http://" + listen, mongo: mongoListen, metrics: "http://" + metricsListen, log: &bytes.Buffer{}}
 	for _, tweak := range tweaks {
 		tweak(s)
 	}
@@ -95,7 +95,7 @@ func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := s.client.Get(s.url + "/readyz")
+		resp, err := s.httpClient().Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -107,6 +107,13 @@ func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (s *server) httpClient() *http.Client {
+	if s.client == nil {
+		return http.DefaultClient
+	}
+	return s.client
 }
 
 // stop sends SIGTERM and expects a clean exit.
@@ -127,7 +134,7 @@ func (s *server) post(t *testing.T, path, contentType string, body []byte, heade
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := s.client.Do(req)
+	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
