@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -46,6 +47,14 @@ type serverOptions struct {
 	kubeconfig      string
 	metricsListen   string
 	namespaces      string
+	// trustedProxies is --trusted-proxies, parsed.
+	trustedProxies    []netip.Prefix
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+	tlsCertFile       string
+	tlsKeyFile        string
 	// cluster is true when integrations come from the API server rather than files.
 	cluster bool
 }
@@ -68,6 +77,16 @@ Where integrations come from:
                 --integrations is given. Only Secrets labelled
                 leadhook.io/signing-secret=true are read.
 
+Client address: the socket peer, unless --trusted-proxies lists the proxies in front of
+the server: then X-Forwarded-For is believed when the peer is one of them, read right to
+left, and its rightmost address outside them is the client (allowlists, per-client rate
+limits and the intake log use it). A request whose client cannot be told is refused by an
+allowlist.
+
+HTTPS: with --tls-cert-file and --tls-key-file (both or neither) the server speaks TLS 1.2+
+and re-reads the files within seconds of a change (cert-manager rotations need no restart),
+keeping the last good pair if a new one does not load.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -85,8 +104,28 @@ Flags:
 	fs.StringVar(&o.metricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint; empty disables it")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to read integrations from (cluster mode)")
 	fs.StringVar(&o.namespaces, "namespaces", "", "cluster mode: comma-separated namespaces to watch (default: all)")
+	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (default: none, the peer is the client)")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", webhookserver.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&o.readTimeout, "read-timeout", webhookserver.DefaultReadTimeout, "how long a client may take to send a whole request, body included")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", webhookserver.DefaultWriteTimeout, "how long a request may take from its headers to the end of the answer (the store's write included)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", webhookserver.DefaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key-file")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	var err error
+	if o.trustedProxies, err = webhookserver.ParseTrustedProxies(*trusted); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	for name, d := range map[string]time.Duration{"read-header-timeout": o.readHeaderTimeout, "read-timeout": o.readTimeout,
+		"write-timeout": o.writeTimeout, "idle-timeout": o.idleTimeout} {
+		if d <= 0 {
+			return nil, fmt.Errorf("--%s %v must be positive", name, d)
+		}
+	}
+	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
+		return nil, errors.New("--tls-cert-file and --tls-key-file go together: give both or neither")
 	}
 	explicitFiles := false
 	fs.Visit(func(f *flag.Flag) { explicitFiles = explicitFiles || f.Name == "integrations" })
@@ -128,6 +167,12 @@ func runServer(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	var certs *webhookserver.CertReloader
+	if o.tlsCertFile != "" { // before anything starts, so a bad pair is the first thing said
+		if certs, err = webhookserver.NewCertReloader(o.tlsCertFile, o.tlsKeyFile, 0, log); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -173,10 +218,11 @@ func runServer(args []string) error {
 
 	serve := func(ctx context.Context, reg registry.Registry, loaded func() bool) error {
 		h := webhookserver.NewHandler(webhookserver.Config{
-			Registry: reg,
-			Store:    st,
-			Log:      log,
-			Metrics:  metrics,
+			Registry:       reg,
+			Store:          st,
+			Log:            log,
+			Metrics:        metrics,
+			TrustedProxies: o.trustedProxies,
 			Ready: func(ctx context.Context) error {
 				if !loaded() {
 					return errors.New("integrations not loaded")
@@ -188,8 +234,16 @@ func runServer(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listening on %s: %w", o.listen, err)
 		}
-		log.Info("Serving webhooks", "addr", ln.Addr().String())
-		err = webhookserver.Serve(ctx, ln, h, o.shutdownTimeout)
+		log.Info("Serving webhooks", "addr", ln.Addr().String(), "tls", certs != nil, "trusted_proxies", len(o.trustedProxies))
+		err = webhookserver.Serve(ctx, ln, h, webhookserver.ServerOptions{
+			ReadHeaderTimeout: o.readHeaderTimeout,
+			ReadTimeout:       o.readTimeout,
+			WriteTimeout:      o.writeTimeout,
+			IdleTimeout:       o.idleTimeout,
+			Drain:             o.shutdownTimeout,
+			TLS:               certs,
+			Log:               log,
+		})
 		log.Info("Stopped serving webhooks")
 		return err
 	}

@@ -5,9 +5,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -58,14 +66,20 @@ type server struct {
 	mongo   string
 	metrics string // base URL of the metrics endpoint
 	log     *bytes.Buffer
+	args    []string     // more flags
+	client  *http.Client // nil: http.DefaultClient
 }
 
-func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string) *server {
+// startServer starts the binary; tweaks may add flags or change the URL and client first.
+func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string, tweaks ...func(*server)) *server {
 	t.Helper()
 	metricsListen := freeAddr(t)
 	s := &server{url: "http://" + listen, mongo: mongoListen, metrics: "http://" + metricsListen, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(binary, "server", "--listen", listen, "--integrations", integrations,
-		"--data-dir", dataDir, "--embedded-mongo-listen", mongoListen, "--metrics-listen", metricsListen)
+	for _, tweak := range tweaks {
+		tweak(s)
+	}
+	s.cmd = exec.Command(binary, append([]string{"server", "--listen", listen, "--integrations", integrations,
+		"--data-dir", dataDir, "--embedded-mongo-listen", mongoListen, "--metrics-listen", metricsListen}, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -81,7 +95,7 @@ func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(s.url + "/readyz")
+		resp, err := s.httpClient().Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -93,6 +107,13 @@ func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (s *server) httpClient() *http.Client {
+	if s.client == nil {
+		return http.DefaultClient
+	}
+	return s.client
 }
 
 // stop sends SIGTERM and expects a clean exit.
@@ -113,7 +134,7 @@ func (s *server) post(t *testing.T, path, contentType string, body []byte, heade
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +314,26 @@ func TestLocalModeLogsNoPersonalData(t *testing.T) {
 
 func TestServerHelpAndBadFlags(t *testing.T) {
 	out, err := exec.Command(binary, "server", "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "embedded-mongo-listen") || !strings.Contains(string(out), "mongo-uri") {
-		t.Errorf("server --help: %v\n%s", err, out)
+	for _, flag := range []string{"embedded-mongo-listen", "mongo-uri", "trusted-proxies", "read-header-timeout",
+		"read-timeout", "write-timeout", "idle-timeout", "tls-cert-file", "tls-key-file", "X-Forwarded-For"} {
+		if err != nil || !strings.Contains(string(out), flag) {
+			t.Errorf("server --help (%s): %v\n%s", flag, err, out)
+		}
+	}
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--tls-cert-file", "tls.crt"}, "give both or neither"},
+		{[]string{"--tls-key-file", "tls.key"}, "give both or neither"},
+		{[]string{"--tls-cert-file", "/no/such.crt", "--tls-key-file", "/no/such.key"}, "/no/such.crt"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, "--trusted-proxies"},
+		{[]string{"--read-header-timeout", "0s"}, "must be positive"},
+	} {
+		out, err := exec.Command(binary, append([]string{"server"}, bad.args...)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), bad.says) {
+			t.Errorf("server %v: %v, %s; want a non-zero exit saying %q", bad.args, err, out, bad.says)
+		}
 	}
 	err = exec.Command(binary, "server", "--no-such-flag").Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
@@ -304,4 +343,86 @@ func TestServerHelpAndBadFlags(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Errorf("unknown command: %v, want exit 2", err)
 	}
+}
+
+// The binary behind a proxy and over HTTPS: --trusted-proxies lets the proxy's
+// X-Forwarded-For reach an allowlist (and only the rightmost untrusted hop counts), and
+// --tls-cert-file/--tls-key-file serve HTTPS.
+func TestTrustedProxiesAndTLS(t *testing.T) {
+	integrations, certDir := copySamples(t), t.TempDir()
+	allowlisted := `apiVersion: leadhook.io/v1alpha1
+kind: LeadIntegration
+metadata: {name: partner, namespace: clinic}
+spec:
+  source: Generic
+  path: /api/partner
+  defaultRegion: IL
+  allowedSourceRanges: [203.0.113.0/24]
+`
+	if err := os.WriteFile(filepath.Join(integrations, "partner.yaml"), []byte(allowlisted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, cert := selfSignedCert(t)
+	certFile, keyFile := filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key")
+	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	listen := freeAddr(t)
+	s := startServer(t, integrations, t.TempDir(), listen, freeAddr(t), func(s *server) {
+		s.url = "https://" + listen
+		s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+		s.args = []string{"--trusted-proxies", "127.0.0.1/32,::1/128", "--tls-cert-file", certFile, "--tls-key-file", keyFile}
+	})
+	body := []byte(`{"phone":"+972547712345"}`)
+	if code, out := s.post(t, "/api/partner", "application/json", body, "X-Forwarded-For", "203.0.113.9"); code != 200 || out["status"] != true {
+		t.Errorf("client 203.0.113.9 through the trusted proxy: %d %v", code, out)
+	}
+	for _, xff := range []string{"", "203.0.113.9, 198.51.100.1"} {
+		if code, out := s.post(t, "/api/partner", "application/json", body, "X-Forwarded-For", xff); code != 403 || out["error"] != "Forbidden" {
+			t.Errorf("X-Forwarded-For %q: %d %v, want 403 Forbidden", xff, code, out)
+		}
+	}
+	// Plain HTTP on the HTTPS port takes no lead.
+	if resp, err := http.Post("http://"+listen+"/api/lead", "application/json", bytes.NewReader(body)); err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP accepted on the HTTPS port")
+		}
+	}
+	s.stop(t)
+	if strings.Contains(s.log.String(), "203.0.113.9") {
+		t.Errorf("the log names a client address:\n%s", s.log)
+	}
+}
+
+// selfSignedCert is a certificate for 127.0.0.1 and its key, PEM-encoded.
+func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "leadhook e2e"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ = x509.ParseCertificate(der)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), cert
 }

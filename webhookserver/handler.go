@@ -6,8 +6,10 @@ package webhookserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -47,6 +49,11 @@ type Config struct {
 	Now func() time.Time
 	// Metrics, when set, counts every answered delivery.
 	Metrics *Metrics
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed. Empty: the client
+	// is the socket peer and X-Forwarded-For is ignored. Else, when the peer is in one of
+	// them, the chain is walked right to left and the rightmost address outside them is
+	// the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Delivery-id headers that make a retried delivery count once.
@@ -72,7 +79,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	h := &handler{Config: cfg}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, h.recoverer)
+	r.Use(middleware.RequestID, h.recoverer, clientIPMiddleware(cfg.TrustedProxies))
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, response{Status: true}) })
 	r.Get("/readyz", h.readyz)
 	r.Post("/*", h.serveLead)
@@ -88,7 +95,7 @@ func NewHandler(cfg Config) http.Handler {
 // trace in the intake log like any other.
 func (h *handler) serveUnrouted(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	start := h.Now()
-	d := &delivery{entry: h.newEntry(r, start)}
+	d := h.newDelivery(r, start)
 	d.entry.Status, d.entry.Outcome, d.entry.Error = status, outcomeRejected, msg
 	d.keepForLog(r)
 	d.entry.SetBody(d.body, d.complete)
@@ -96,19 +103,29 @@ func (h *handler) serveUnrouted(w http.ResponseWriter, r *http.Request, status i
 	writeError(w, status, msg)
 }
 
-// newEntry starts the intake log entry of a request.
-func (h *handler) newEntry(r *http.Request, received time.Time) *store.IntakeEntry {
-	return &store.IntakeEntry{
+// newDelivery starts a request's intake log entry, with the client address resolved (through
+// trusted proxies when configured; the socket peer when none could be).
+func (h *handler) newDelivery(r *http.Request, received time.Time) *delivery {
+	peer := remoteIP(r)
+	client, resolved := clientAddr(r)
+	if !resolved {
+		client = peer
+	}
+	d := &delivery{client: client, resolved: resolved, entry: &store.IntakeEntry{
 		ReceivedAt:  received.UTC(),
 		RequestID:   middleware.GetReqID(r.Context()),
 		Method:      r.Method,
 		Path:        r.URL.Path,
-		RemoteIP:    remoteIP(r).String(),
+		RemoteIP:    client.String(),
 		UserAgent:   r.UserAgent(),
 		ContentType: r.Header.Get("Content-Type"),
 		Status:      http.StatusInternalServerError,
 		Outcome:     outcomeError,
+	}}
+	if peer.WithZone("") != client {
+		d.entry.PeerIP = peer.String()
 	}
+	return d
 }
 
 // finish records a request's outcome: intake log, metrics, one log line without personal data.
@@ -151,6 +168,11 @@ type delivery struct {
 	read     bool // the pipeline read the body
 	body     []byte
 	complete bool // the whole body was read
+	// client is the client's address; resolved is false when the trusted-proxy walk found
+	// none (fail closed), and client is then the socket peer.
+	client     netip.Addr
+	resolved   bool
+	retryAfter int // seconds, for a 429
 }
 
 // keepForLog reads, when the pipeline stopped before reading it, as much of the body as the
@@ -165,7 +187,7 @@ func (d *delivery) keepForLog(r *http.Request) {
 
 func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
 	start := h.Now()
-	d := &delivery{entry: h.newEntry(r, start)}
+	d := h.newDelivery(r, start)
 	defer func() {
 		e := d.entry
 		if e.Outcome != outcomeStored && e.Outcome != outcomeDuplicate {
@@ -200,7 +222,7 @@ func retryAfterFor(d *delivery) int {
 		}
 		return retryAfterStore
 	default:
-		return 1
+		return max(d.retryAfter, 1)
 	}
 }
 
@@ -222,10 +244,12 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 		e.Outcome = outcomeUnavailable
 		return http.StatusServiceUnavailable, response{Error: msgNotReady}
 	}
-	if !verify.Allowed(remoteIP(r), in.AllowedNets) {
+	// An unresolved client (a forwarded chain that fails closed) is never allowlisted.
+	if len(in.AllowedNets) > 0 && (!d.resolved || !verify.Allowed(d.client, in.AllowedNets)) {
 		return reject(http.StatusForbidden, msgForbidden)
 	}
-	if in.Limiter != nil && !in.Limiter.Allow() {
+	if ok, wait := in.Allow(d.client, received); !ok {
+		d.retryAfter = int(math.Ceil(wait.Seconds()))
 		return reject(http.StatusTooManyRequests, msgRateLimited)
 	}
 	if r.ContentLength > in.MaxBodyBytes {
@@ -283,7 +307,7 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 	l.Integration = ref
 	l.Notes, l.Extras = decoded.Notes, decoded.Extras
 	l.Raw = lead.NewRaw(r.Header.Get("Content-Type"), body)
-	l.Request = lead.Request{RemoteIP: e.RemoteIP, UserAgent: e.UserAgent, RequestID: e.RequestID}
+	l.Request = lead.Request{RemoteIP: e.RemoteIP, PeerIP: e.PeerIP, UserAgent: e.UserAgent, RequestID: e.RequestID}
 	l.SetDedupKey(decoded.SourceID, deliveryID(r.Header), in.DuplicateWindow)
 	res, err := h.Store.InsertLead(ctx, l)
 	if err != nil {
@@ -327,7 +351,51 @@ func deliveryID(h http.Header) string {
 	return ""
 }
 
-// remoteIP is the socket's peer address; X-Forwarded-For is not believed.
+// clientIPMiddleware resolves each request's client address (read with clientAddr): the
+// socket peer, or with trusted proxies the rightmost untrusted X-Forwarded-For hop.
+func clientIPMiddleware(trusted []netip.Prefix) func(http.Handler) http.Handler {
+	if len(trusted) == 0 {
+		return middleware.ClientIPFromRemoteAddr
+	}
+	cidrs := make([]string, len(trusted))
+	for i, p := range trusted {
+		cidrs[i] = p.String()
+	}
+	return middleware.ClientIPFromXFF(cidrs...)
+}
+
+// clientAddr is the client address clientIPMiddleware resolved; ok is false when there is
+// none: the peer is trusted but the chain has garbage or only trusted hops (fail closed).
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	a := middleware.GetClientIPAddr(r.Context())
+	return a.WithZone(""), a.IsValid()
+}
+
+// ParseTrustedProxies parses a comma-separated list of CIDRs (a bare address is its /32 or
+// /128; a v4-mapped prefix is its IPv4 one), as --trusted-proxies takes them.
+func ParseTrustedProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("trusted proxy %q is not a CIDR: %w", s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// remoteIP is the socket's peer address.
 func remoteIP(r *http.Request) netip.Addr {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		return ap.Addr().Unmap()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -93,12 +94,15 @@ type env struct {
 	store *store.Store
 	clock *clock
 	live  *registry.Live
+	// handler is what the server serves, for requests from a chosen peer (see from).
+	handler http.Handler
 }
 
 type options struct {
 	items   []v1alpha1.LeadIntegration
 	store   webhookserver.LeadStore
 	timeout time.Duration
+	trusted []netip.Prefix
 }
 
 func newEnv(t *testing.T, items ...v1alpha1.LeadIntegration) *env {
@@ -123,7 +127,10 @@ func newEnvWith(t *testing.T, o options) *env {
 		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:          e.clock.Now,
 		StoreTimeout: o.timeout,
+
+		TrustedProxies: o.trusted,
 	})
+	e.handler = h
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
@@ -164,6 +171,25 @@ func (e *env) post(path, contentType string, body []byte, headers ...string) rep
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	return e.do(req)
+}
+
+// from sends body as if from the socket peer remoteAddr ("203.0.113.7:4711", "[2001:db8::1]:4711"),
+// straight to the handler.
+func (e *env) from(remoteAddr, path, contentType string, body []byte, headers ...string) reply {
+	e.t.Helper()
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.RemoteAddr = remoteAddr
+	req.Header.Set("Content-Type", contentType)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	r := reply{Code: rec.Code, Header: rec.Header(), Raw: rec.Body.String()}
+	if err := json.Unmarshal(rec.Body.Bytes(), &r.Body); err != nil {
+		e.t.Fatalf("answer %q is not a JSON object: %v", r.Raw, err)
+	}
+	return r
 }
 
 func (e *env) do(req *http.Request) reply {

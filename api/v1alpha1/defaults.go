@@ -134,6 +134,12 @@ func (s *LeadIntegrationSpec) Validate() error {
 	if rl := s.RateLimit; rl != nil && (rl.RequestsPerSecond < 1 || rl.Burst < 0) {
 		errs = append(errs, errors.New("spec.rateLimit.requestsPerSecond must be at least 1 and burst not negative"))
 	}
+	if rl := s.RateLimit; rl != nil && (rl.PerClientRequestsPerSecond < 0 || rl.PerClientBurst < 0) {
+		errs = append(errs, errors.New("spec.rateLimit.perClientRequestsPerSecond and perClientBurst must not be negative"))
+	}
+	if rl := s.RateLimit; rl != nil && rl.PerClientBurst != 0 && rl.PerClientRequestsPerSecond == 0 {
+		errs = append(errs, errors.New("spec.rateLimit.perClientBurst needs perClientRequestsPerSecond"))
+	}
 	if sig := s.Signature; sig != nil {
 		switch sig.EffectiveScheme(s.Source) {
 		case SchemeTaplinkSHA1, SchemeHMACSHA256:

@@ -126,7 +126,8 @@ type SecretKeyRef struct {
 	Key string `json:"key,omitempty"`
 }
 
-// RateLimitSpec is a token bucket.
+// RateLimitSpec is a token bucket for the integration, and optionally one per client address.
+// +kubebuilder:validation:XValidation:rule="!has(self.perClientBurst) || has(self.perClientRequestsPerSecond)",message="perClientBurst needs perClientRequestsPerSecond"
 type RateLimitSpec struct {
 	// RequestsPerSecond is the sustained rate.
 	// +kubebuilder:validation:Minimum=1
@@ -137,6 +138,18 @@ type RateLimitSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	Burst int32 `json:"burst,omitempty"`
+
+	// PerClientRequestsPerSecond, when set, also gives every client address (an IPv6 client
+	// by its /64) a bucket of its own at this rate, so that one sender cannot use up the
+	// integration's whole budget. The client address is the one --trusted-proxies resolves.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	PerClientRequestsPerSecond int32 `json:"perClientRequestsPerSecond,omitempty"`
+
+	// PerClientBurst is the size of each client's bucket. Defaults to twice the per-client rate.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	PerClientBurst int32 `json:"perClientBurst,omitempty"`
 }
 
 // LeadIntegrationStatus is the observed state of a LeadIntegration.

@@ -88,6 +88,8 @@ type Request struct {
 	RemoteIP  string `bson:"remote_ip,omitempty"`
 	UserAgent string `bson:"user_agent,omitempty"`
 	RequestID string `bson:"request_id,omitempty"`
+	// PeerIP is the socket peer (a trusted proxy) when it is not RemoteIP, the client.
+	PeerIP string `bson:"peer_ip,omitempty"`
 }
 
 // Fields are a lead's text fields as a source decoder found them, before normalisation.

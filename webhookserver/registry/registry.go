@@ -43,6 +43,9 @@ type Integration struct {
 	Limiter         *rate.Limiter
 	MaxBodyBytes    int64
 	DuplicateWindow time.Duration
+
+	// ClientLimiter, when set, limits each client address on its own (see Allow).
+	ClientLimiter *ClientLimiter
 }
 
 // Key is namespace/name.
@@ -113,12 +116,22 @@ func Build(items []v1alpha1.LeadIntegration, secrets Secrets, prev *Table) (*Tab
 		if old, ok := prev.Lookup(in.Path); ok && old.Key() == in.Key() && sameLimit(old.Limiter, in.Limiter) {
 			in.Limiter = old.Limiter
 		}
+		if old, ok := prev.Lookup(in.Path); ok && old.Key() == in.Key() && sameClientLimit(old.ClientLimiter, in.ClientLimiter) {
+			in.ClientLimiter = old.ClientLimiter
+		}
 		t.byPath[in.Path] = in
 	}
 	return t, problems
 }
 
 func sameLimit(a, b *rate.Limiter) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Limit() == b.Limit() && a.Burst() == b.Burst()
+}
+
+func sameClientLimit(a, b *ClientLimiter) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -165,6 +178,13 @@ func resolve(obj *v1alpha1.LeadIntegration, secrets Secrets) (*Integration, erro
 			burst = 2 * int(rl.RequestsPerSecond)
 		}
 		in.Limiter = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), burst)
+		if rl.PerClientRequestsPerSecond > 0 {
+			burst := int(rl.PerClientBurst)
+			if burst == 0 {
+				burst = 2 * int(rl.PerClientRequestsPerSecond)
+			}
+			in.ClientLimiter = NewClientLimiter(rate.Limit(rl.PerClientRequestsPerSecond), burst)
+		}
 	}
 	if sig := spec.Signature; sig != nil {
 		switch sig.EffectiveScheme(spec.Source) {

@@ -26,7 +26,8 @@ type IntakeEntry struct {
 	Outcome     string         `bson:"outcome"`
 	Error       string         `bson:"error,omitempty"`
 	LeadID      *bson.ObjectID `bson:"lead_id,omitempty"`
-	RemoteIP    string         `bson:"remote_ip,omitempty"`
+	RemoteIP    string         `bson:"remote_ip,omitempty"` // the client, as --trusted-proxies resolves it
+	PeerIP      string         `bson:"peer_ip,omitempty"`   // the socket peer, when not RemoteIP
 	UserAgent   string         `bson:"user_agent,omitempty"`
 	ContentType string         `bson:"content_type,omitempty"`
 	BodyBytes   int            `bson:"body_bytes"`
