@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +60,7 @@ func TestServeSlowClients(t *testing.T) {
 	// A trickle of one header byte every 20ms would take this long to finish the headers:
 	// far beyond the timeout, so only the timeout can end it first.
 	header := []byte("POST /api/lead HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Slow: " +
-		string(bytes.Repeat([]byte("a"), 400)) + "\r\n\r\n")
+		string(bytes.Repeat([]byte("a"), 2000)) + "\r\n\r\n")
 	trickleFor := time.Duration(len(header)) * 20 * time.Millisecond
 	var (
 		wg     sync.WaitGroup
@@ -75,7 +77,8 @@ func TestServeSlowClients(t *testing.T) {
 			// net/http closes it silently, or after a 400 when the deadline cut a header line.
 			got, err := io.ReadAll(conn)
 			open.Add(-1)
-			if err == nil && (len(got) == 0 || bytes.HasPrefix(got, []byte("HTTP/1.1 4"))) {
+			// A reset (the server closed while this side still wrote) is a close too.
+			if (err == nil || errors.Is(err, syscall.ECONNRESET)) && (len(got) == 0 || bytes.HasPrefix(got, []byte("HTTP/1.1 4"))) {
 				closed.Add(1)
 			} else {
 				t.Errorf("slow connection %d: read %q, %v; want it closed, at most with a 4xx", i, got, err)
@@ -123,7 +126,9 @@ func TestServeSlowClients(t *testing.T) {
 
 	// Meanwhile, normal requests are answered.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	deadline := time.Now().Add(trickleFor)
+	// Generous for a loaded machine (each normal request is a real store write), and still far
+	// short of trickleFor, so a connection closed in time was closed by the timeout.
+	deadline := time.Now().Add(trickleFor / 2)
 	answered, whileHeld := 0, 0
 	for closed.Load() < slow+1 {
 		if time.Now().After(deadline) {
