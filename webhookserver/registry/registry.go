@@ -180,12 +180,12 @@ func resolve(obj *v1alpha1.LeadIntegration, secrets Secrets) (*Integration, erro
 		ref := sig.SecretRef
 		value, ok := secrets(obj.Namespace, ref.Name, ref.EffectiveKey())
 		keys, err := splitKeys(value, in.Signer)
+		// Fail closed: a signed integration without a usable key accepts nothing.
 		switch {
-		case !ok || len(keys) == 0:
-			// Fail closed: a signed integration without its key accepts nothing.
-			in.NotReady = fmt.Sprintf("secret %s/%s has no key %q", obj.Namespace, ref.Name, ref.EffectiveKey())
-		case err != nil:
+		case ok && err != nil:
 			in.NotReady = fmt.Sprintf("secret %s/%s key %q: %v", obj.Namespace, ref.Name, ref.EffectiveKey(), err)
+		case !ok || len(keys) == 0:
+			in.NotReady = fmt.Sprintf("secret %s/%s has no key %q", obj.Namespace, ref.Name, ref.EffectiveKey())
 		default:
 			in.Keys = keys
 		}
