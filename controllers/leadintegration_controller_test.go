@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -336,12 +337,16 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 	}
 	t.Run("source is immutable", func(t *testing.T) {
 		create(t, newIntegration(ns, "fixed"))
-		li := &v1alpha1.LeadIntegration{}
-		if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "fixed"}, li); err != nil {
-			t.Fatal(err)
-		}
-		li.Spec.Source = v1alpha1.SourceTaplink
-		if err := k8s.Update(bg, li); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "immutable") {
+		// The reconciler patches status meanwhile: a conflict only means "read it again".
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			li := &v1alpha1.LeadIntegration{}
+			if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "fixed"}, li); err != nil {
+				return err
+			}
+			li.Spec.Source = v1alpha1.SourceTaplink
+			return k8s.Update(bg, li)
+		})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "immutable") {
 			t.Fatalf("update = %v, want Invalid: source is immutable", err)
 		}
 	})
