@@ -13,6 +13,7 @@ const usage = `leadhook receives leads by webhook, checks and normalises them an
 Usage:
   leadhook server [flags]       serve the webhook endpoints
   leadhook controller [flags]   reconcile LeadIntegrations in a cluster
+  leadhook send [flags]         post a file's bytes to an integration, signed as it expects
   leadhook help                 show this help
 
 Run "leadhook <command> --help" for a command's flags.
@@ -29,6 +30,8 @@ func main() {
 		err = runServer(os.Args[2:])
 	case "controller":
 		err = runController(os.Args[2:])
+	case "send":
+		err = runSend(os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/leadhook/leadhook/api/v1alpha1"
+	"github.com/leadhook/leadhook/webhookserver/verify"
 )
 
 // Field indexes on LeadIntegration.
@@ -169,6 +171,15 @@ func (r *LeadIntegrationReconciler) ensureSecret(ctx context.Context, obj *v1alp
 	return true, "", nil
 }
 
+// generatedKey is how a generated key is written: for StandardWebhooks in the spec's
+// whsec_<base64> form, which sender libraries expect; otherwise hex.
+func generatedKey(obj *v1alpha1.LeadIntegration, raw []byte) []byte {
+	if obj.Spec.Signature.EffectiveScheme(obj.Spec.Source) == v1alpha1.SchemeStandardWebhooks {
+		return []byte(verify.StandardWebhooksSecretPrefix + base64.StdEncoding.EncodeToString(raw))
+	}
+	return []byte(hex.EncodeToString(raw))
+}
+
 // generateSecret creates the referenced Secret with a strong random key, owned by obj so it
 // is garbage-collected with it.
 func (r *LeadIntegrationReconciler) generateSecret(ctx context.Context, obj *v1alpha1.LeadIntegration) (*corev1.Secret, error) {
@@ -184,7 +195,7 @@ func (r *LeadIntegrationReconciler) generateSecret(ctx context.Context, obj *v1a
 			Labels:    map[string]string{v1alpha1.SecretLabel: "true", "app.kubernetes.io/managed-by": "leadhook"},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{ref.EffectiveKey(): []byte(hex.EncodeToString(raw))},
+		Data: map[string][]byte{ref.EffectiveKey(): generatedKey(obj, raw)},
 	}
 	if err := controllerutil.SetControllerReference(obj, secret, r.Scheme()); err != nil {
 		return nil, fmt.Errorf("owning Secret %s/%s: %w", obj.Namespace, ref.Name, err)

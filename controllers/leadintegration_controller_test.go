@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/leadhook/leadhook/api/v1alpha1"
+	"github.com/leadhook/leadhook/webhookserver/verify"
 )
 
 var bg = context.Background()
@@ -232,6 +233,27 @@ func TestGenerateSecret(t *testing.T) {
 	})
 }
 
+// For StandardWebhooks the generated key is in the spec's whsec_<base64> form, and a
+// created integration gets the default replay window.
+func TestGenerateStandardWebhooksSecret(t *testing.T) {
+	ns := namespace(t)
+	create(t, newIntegration(ns, "hooks", signed("hooks-signing", true), func(s *v1alpha1.LeadIntegrationSpec) {
+		s.Signature.Scheme = v1alpha1.SchemeStandardWebhooks
+	}))
+	li := expectReady(t, ns, "hooks", metav1.ConditionTrue, v1alpha1.ReasonAccepting)
+	if w := li.Spec.Signature.ReplayWindow; w == nil || w.Duration != 5*time.Minute {
+		t.Errorf("replayWindow = %v, want the default 5m", w)
+	}
+	secret := &corev1.Secret{}
+	if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "hooks-signing"}, secret); err != nil {
+		t.Fatal(err)
+	}
+	key, err := verify.DecodeStandardWebhooksKey(secret.Data["secret"])
+	if err != nil || len(key) != 32 || !strings.HasPrefix(string(secret.Data["secret"]), "whsec_") {
+		t.Errorf("generated key is not whsec_ + base64 of 32 bytes (%d bytes decoded, %v)", len(key), err)
+	}
+}
+
 // An existing Secret is adopted as it is, never overwritten.
 func TestGenerateNeverOverwrites(t *testing.T) {
 	ns := namespace(t)
@@ -322,6 +344,14 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 		"unknown scheme":      func(s *v1alpha1.LeadIntegrationSpec) { signed("x", false)(s); s.Signature.Scheme = "MD5" },
 		"secret without name": func(s *v1alpha1.LeadIntegrationSpec) { signed("", false)(s) },
 		"bad header name":     func(s *v1alpha1.LeadIntegrationSpec) { signed("x", false)(s); s.Signature.Header = "X Sig" },
+		"zero replay window": func(s *v1alpha1.LeadIntegrationSpec) {
+			signed("x", false)(s)
+			s.Signature.ReplayWindow = &metav1.Duration{}
+		},
+		"day-long replay window": func(s *v1alpha1.LeadIntegrationSpec) {
+			signed("x", false)(s)
+			s.Signature.ReplayWindow = &metav1.Duration{Duration: 25 * time.Hour}
+		},
 	}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {

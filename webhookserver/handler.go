@@ -264,9 +264,15 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 		d.body = body[:in.MaxBodyBytes]
 		return reject(http.StatusRequestEntityTooLarge, msgTooLarge)
 	}
+	deliveryKey := deliveryID(r.Header)
 	if in.Signer != nil {
-		if err := in.Signer.Verify(body, r.Header, in.Keys); err != nil {
+		if err := in.Signer.Verify(body, r.Header, in.Keys, received); err != nil {
 			return reject(http.StatusUnauthorized, err.Error())
+		}
+		// A signed delivery id is the de-duplication key, whatever unsigned header came
+		// along: a replay inside the time window cannot pass as a new delivery.
+		if s, ok := in.Signer.(verify.DeliveryIdentifier); ok {
+			deliveryKey = s.DeliveryID(r.Header)
 		}
 	}
 	dec, ok := source.For(in.Source)
@@ -308,7 +314,7 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 	l.Notes, l.Extras = decoded.Notes, decoded.Extras
 	l.Raw = lead.NewRaw(r.Header.Get("Content-Type"), body)
 	l.Request = lead.Request{RemoteIP: e.RemoteIP, PeerIP: e.PeerIP, UserAgent: e.UserAgent, RequestID: e.RequestID}
-	l.SetDedupKey(decoded.SourceID, deliveryID(r.Header), in.DuplicateWindow)
+	l.SetDedupKey(decoded.SourceID, deliveryKey, in.DuplicateWindow)
 	res, err := h.Store.InsertLead(ctx, l)
 	if err != nil {
 		return h.storeFailed(e, err)

@@ -43,11 +43,13 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	jsonType    = "application/json"
-	formType    = "application/x-www-form-urlencoded"
-	taplinkKey  = "test-secret"
-	genericPath = "/api/lead"
-	taplinkPath = "/api/taplink/lead"
+	// webhooksSecret is the Standard Webhooks specification's example secret.
+	webhooksSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	jsonType       = "application/json"
+	formType       = "application/x-www-form-urlencoded"
+	taplinkKey     = "test-secret"
+	genericPath    = "/api/lead"
+	taplinkPath    = "/api/taplink/lead"
 )
 
 // clock is a settable time source.
@@ -96,6 +98,18 @@ type env struct {
 	live  *registry.Live
 	// handler is what the server serves, for requests from a chosen peer (see from).
 	handler http.Handler
+	// secrets are the values of key "secret" of the Secrets in namespace clinic, by name.
+	secrets map[string]string
+}
+
+// defaultSecrets are the Secrets test integrations may reference (key "secret", namespace clinic).
+func defaultSecrets() map[string]string {
+	return map[string]string{
+		"taplink-signing":  taplinkKey,
+		"webhooks-signing": webhooksSecret,
+		"rotated-signing":  "old-key\nnew-key\n",
+		"token-signing":    "tok-old\r\ntok-new\r\n",
+	}
 }
 
 type options struct {
@@ -114,7 +128,7 @@ func newEnv(t *testing.T, items ...v1alpha1.LeadIntegration) *env {
 
 func newEnvWith(t *testing.T, o options) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Date(2026, 3, 24, 12, 0, 0, 0, time.UTC)}, live: &registry.Live{}}
+	e := &env{t: t, clock: &clock{now: time.Date(2026, 3, 24, 12, 0, 0, 0, time.UTC)}, live: &registry.Live{}, secrets: defaultSecrets()}
 	var st webhookserver.LeadStore = o.store
 	if st == nil {
 		e.store = mongo.Open(t)
@@ -137,13 +151,15 @@ func newEnvWith(t *testing.T, o options) *env {
 	return e
 }
 
-// setIntegrations replaces what the server serves; the "taplink-signing" Secret holds "test-secret".
+// setIntegrations replaces what the server serves, with e.secrets (the "taplink-signing"
+// Secret holds "test-secret").
 func (e *env) setIntegrations(items ...v1alpha1.LeadIntegration) {
 	secrets := func(ns, name, key string) ([]byte, bool) {
-		if ns == "clinic" && name == "taplink-signing" && key == v1alpha1.DefaultSecretKey {
-			return []byte(taplinkKey), true
+		v, ok := e.secrets[name]
+		if ns != "clinic" || key != v1alpha1.DefaultSecretKey || !ok {
+			return nil, false
 		}
-		return nil, false
+		return []byte(v), true
 	}
 	table, _ := registry.Build(items, secrets, e.live.Table())
 	e.live.Set(table)

@@ -18,6 +18,11 @@ const (
 	DefaultSecretKey       = "secret"
 	DefaultSignatureHeader = "X-Signature"
 	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultTokenHeader     = "Authorization"
+	DefaultReplayWindow    = 5 * time.Minute
+	// MaxReplayWindow bounds signature.replayWindow: a longer window makes a captured
+	// delivery replayable for longer, and a sender's clock is never that far off.
+	MaxReplayWindow = 24 * time.Hour
 )
 
 // SecretLabel marks the Secrets the webhook server may read: it watches only Secrets
@@ -39,6 +44,7 @@ const (
 var (
 	pathPattern   = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
 	regionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+	headerPattern = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
 )
 
 // IsEnabled reports whether the integration is switched on (the default).
@@ -92,6 +98,14 @@ func (s *SignatureSpec) EffectiveScheme(src Source) SignatureScheme {
 	}
 }
 
+// EffectiveReplayWindow is signature.replayWindow or five minutes.
+func (s *SignatureSpec) EffectiveReplayWindow() time.Duration {
+	if s.ReplayWindow == nil || s.ReplayWindow.Duration <= 0 {
+		return DefaultReplayWindow
+	}
+	return s.ReplayWindow.Duration
+}
+
 // EffectiveKey is secretRef.key or "secret".
 func (r *SecretKeyRef) EffectiveKey() string {
 	if r.Key == "" {
@@ -142,9 +156,15 @@ func (s *LeadIntegrationSpec) Validate() error {
 	}
 	if sig := s.Signature; sig != nil {
 		switch sig.EffectiveScheme(s.Source) {
-		case SchemeTaplinkSHA1, SchemeHMACSHA256:
+		case SchemeTaplinkSHA1, SchemeHMACSHA256, SchemeStandardWebhooks, SchemeToken:
 		default:
-			errs = append(errs, fmt.Errorf("spec.signature.scheme %q is not one of TaplinkSHA1, HMACSHA256", sig.Scheme))
+			errs = append(errs, fmt.Errorf("spec.signature.scheme %q is not one of TaplinkSHA1, HMACSHA256, StandardWebhooks, Token", sig.Scheme))
+		}
+		if sig.Header != "" && (len(sig.Header) > 128 || !headerPattern.MatchString(sig.Header)) {
+			errs = append(errs, fmt.Errorf("spec.signature.header %q must be a header name of letters, digits and -", sig.Header))
+		}
+		if w := sig.ReplayWindow; w != nil && (w.Duration < time.Second || w.Duration > MaxReplayWindow) {
+			errs = append(errs, fmt.Errorf("spec.signature.replayWindow %s must be between 1s and %s", w.Duration, MaxReplayWindow))
 		}
 		if sig.SecretRef.Name == "" {
 			errs = append(errs, errors.New("spec.signature.secretRef.name is required"))

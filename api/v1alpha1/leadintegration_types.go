@@ -16,7 +16,7 @@ const (
 )
 
 // SignatureScheme names how a delivery proves who sent it.
-// +kubebuilder:validation:Enum=TaplinkSHA1;HMACSHA256
+// +kubebuilder:validation:Enum=TaplinkSHA1;HMACSHA256;StandardWebhooks;Token
 type SignatureScheme string
 
 const (
@@ -26,6 +26,15 @@ const (
 	// SchemeHMACSHA256 is a generic scheme: a header (X-Signature by default) carries
 	// "sha256=<hex HMAC-SHA256 of the raw body>".
 	SchemeHMACSHA256 SignatureScheme = "HMACSHA256"
+	// SchemeStandardWebhooks is the Standard Webhooks scheme (https://www.standardwebhooks.com):
+	// headers webhook-id, webhook-timestamp (unix seconds) and webhook-signature, a
+	// space-separated list of "v1,<base64 HMAC-SHA256 of id.timestamp.body>". A timestamp
+	// outside signature.replayWindow is refused, and webhook-id de-duplicates deliveries.
+	SchemeStandardWebhooks SignatureScheme = "StandardWebhooks"
+	// SchemeToken is a shared token in a header: Authorization (with or without "Bearer ")
+	// by default, or signature.header. It proves only that the sender knows the token: it
+	// does not cover the body, so use it only over HTTPS and with senders that can do no better.
+	SchemeToken SignatureScheme = "Token"
 )
 
 // LeadIntegrationSpec configures one inbound lead source: where it is served, how its
@@ -91,17 +100,32 @@ type LeadIntegrationSpec struct {
 
 // SignatureSpec names the signing scheme and the Secret holding its key.
 type SignatureSpec struct {
-	// Scheme is the signing scheme. Defaults to TaplinkSHA1 for Taplink, HMACSHA256 otherwise.
+	// Scheme is the signing scheme: TaplinkSHA1, HMACSHA256, StandardWebhooks or Token.
+	// Defaults to TaplinkSHA1 for Taplink, HMACSHA256 otherwise.
 	// +optional
 	Scheme SignatureScheme `json:"scheme,omitempty"`
 
-	// Header overrides the header that carries the signature (HMACSHA256 only; default X-Signature).
+	// Header overrides the header that carries the signature or token: for HMACSHA256
+	// (default X-Signature) and Token (default Authorization, where a "Bearer " prefix is
+	// optional). The other schemes use their own fixed headers and ignore it.
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
 	// +optional
 	Header string `json:"header,omitempty"`
 
-	// SecretRef names the Secret, in the integration's namespace, and the key holding the signing key.
+	// ReplayWindow is how far a signed timestamp may lie from the server's clock, in the past
+	// or in the future, before the delivery is refused with 401 (StandardWebhooks only; the
+	// other schemes carry no timestamp). Between 1s and 24h.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="replayWindow must be between 1s and 24h"
+	// +optional
+	ReplayWindow *metav1.Duration `json:"replayWindow,omitempty"`
+
+	// SecretRef names the Secret, in the integration's namespace, and the key holding the
+	// signing key. The key's value may hold several keys, one per line (blank lines ignored):
+	// a delivery signed with any of them is accepted, so keys can be rotated without losing
+	// deliveries. StandardWebhooks keys written as whsec_<base64> are base64-decoded; every
+	// other value is used as its raw bytes.
 	// +required
 	SecretRef SecretKeyRef `json:"secretRef"`
 

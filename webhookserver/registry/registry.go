@@ -192,18 +192,49 @@ func resolve(obj *v1alpha1.LeadIntegration, secrets Secrets) (*Integration, erro
 			in.Signer = verify.TaplinkSHA1{}
 		case v1alpha1.SchemeHMACSHA256:
 			in.Signer = verify.HMACSHA256{Header: sig.Header}
+		case v1alpha1.SchemeStandardWebhooks:
+			in.Signer = verify.StandardWebhooks{Window: sig.EffectiveReplayWindow()}
+		case v1alpha1.SchemeToken:
+			in.Signer = verify.Token{Header: sig.Header}
 		}
 		ref := sig.SecretRef
 		value, ok := secrets(obj.Namespace, ref.Name, ref.EffectiveKey())
-		if !ok || len(value) == 0 {
-			// Fail closed: a signed integration without its key accepts nothing.
+		keys, err := splitKeys(value, in.Signer)
+		// Fail closed: a signed integration without a usable key accepts nothing.
+		switch {
+		case ok && err != nil:
+			in.NotReady = fmt.Sprintf("secret %s/%s key %q: %v", obj.Namespace, ref.Name, ref.EffectiveKey(), err)
+		case !ok || len(keys) == 0:
 			in.NotReady = fmt.Sprintf("secret %s/%s has no key %q", obj.Namespace, ref.Name, ref.EffectiveKey())
-		} else {
-			// A trailing newline is an artefact of files and YAML block scalars, never part of a key.
-			in.Keys = [][]byte{bytes.TrimRight(value, "\r\n")}
+		default:
+			in.Keys = keys
 		}
 	}
 	return in, nil
+}
+
+// splitKeys reads a Secret value as one key per line, so keys can be rotated: a delivery
+// signed with any of them passes. Blank lines and a line's trailing "\r" are ignored; nothing
+// else is trimmed (a Taplink phrase may contain spaces), so a one-line value is one key, as
+// written. Keys are decoded when the scheme wants it (whsec_<base64>); the error names the
+// line, never its content.
+func splitKeys(value []byte, signer verify.Signer) ([][]byte, error) {
+	var keys [][]byte
+	for i, line := range bytes.Split(value, []byte("\n")) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if d, ok := signer.(verify.KeyDecoder); ok {
+			key, err := d.DecodeKey(line)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", i+1, err)
+			}
+			line = key
+		}
+		keys = append(keys, line)
+	}
+	return keys, nil
 }
 
 // routeName is the contract's route name for a source's default path, else one naming the

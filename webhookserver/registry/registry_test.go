@@ -222,3 +222,89 @@ func TestLiveAndNilTable(t *testing.T) {
 		t.Error("a nil table serves a path")
 	}
 }
+
+// A Secret value holds one key per line, for rotation; keys are decoded when the scheme wants.
+func TestBuildKeyRotation(t *testing.T) {
+	tests := []struct {
+		name         string
+		scheme       v1alpha1.SignatureScheme
+		value        string
+		want         []string // nil: not ready
+		wantNotReady string
+	}{
+		{"one key, trailing CRLF", v1alpha1.SchemeHMACSHA256, "k1\r\n", []string{"k1"}, ""},
+		{"one phrase with spaces kept as written", v1alpha1.SchemeTaplinkSHA1, " a phrase with spaces ", []string{" a phrase with spaces "}, ""},
+		{"old and new key", v1alpha1.SchemeHMACSHA256, "old\nnew\n", []string{"old", "new"}, ""},
+		{"CRLF lines and blank lines", v1alpha1.SchemeToken, "\r\n\nold\r\n  \r\n\tnew key\r\n\r\n", []string{"old", "\tnew key"}, ""},
+		{"only blank lines fail closed", v1alpha1.SchemeHMACSHA256, "\n\r\n \n", nil, "has no key"},
+		{"whsec keys decoded", v1alpha1.SchemeStandardWebhooks, "whsec_YWJjZA==\nraw-key\n", []string{"abcd", "raw-key"}, ""},
+		{"whsec kept raw for HMACSHA256", v1alpha1.SchemeHMACSHA256, "whsec_YWJjZA==", []string{"whsec_YWJjZA=="}, ""},
+		{"undecodable whsec fails closed", v1alpha1.SchemeStandardWebhooks, "whsec_YWJjZA==\nwhsec_s3cr*t!", nil, "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secrets := func(ns, name, key string) ([]byte, bool) { return []byte(tt.value), true }
+			obj := item("clinic", "web", "", 1)
+			obj.Spec.Signature = &v1alpha1.SignatureSpec{Scheme: tt.scheme, SecretRef: v1alpha1.SecretKeyRef{Name: "signing"}}
+			table, _ := registry.Build([]v1alpha1.LeadIntegration{obj}, secrets, nil)
+			in, ok := table.Lookup("/api/lead")
+			if !ok {
+				t.Fatal("integration not served")
+			}
+			if got := keyStrings(in.Keys); !slices.Equal(got, tt.want) {
+				t.Errorf("keys = %q, want %q", got, tt.want)
+			}
+			if tt.wantNotReady == "" && in.NotReady != "" || !strings.Contains(in.NotReady, tt.wantNotReady) {
+				t.Errorf("not ready = %q, want %q", in.NotReady, tt.wantNotReady)
+			}
+			if strings.Contains(in.NotReady, "s3cr") {
+				t.Errorf("not-ready message %q shows the secret", in.NotReady)
+			}
+		})
+	}
+}
+
+func TestBuildSigners(t *testing.T) {
+	window := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+	tests := []struct {
+		name   string
+		source v1alpha1.Source
+		sig    v1alpha1.SignatureSpec
+		want   verify.Signer
+	}{
+		{"Taplink default", v1alpha1.SourceTaplink, v1alpha1.SignatureSpec{}, verify.TaplinkSHA1{}},
+		{"Generic default", v1alpha1.SourceGeneric, v1alpha1.SignatureSpec{}, verify.HMACSHA256{}},
+		{"HMACSHA256 header", v1alpha1.SourceGeneric, v1alpha1.SignatureSpec{Scheme: v1alpha1.SchemeHMACSHA256, Header: "X-Sig"}, verify.HMACSHA256{Header: "X-Sig"}},
+		{"StandardWebhooks default window", v1alpha1.SourceGeneric, v1alpha1.SignatureSpec{Scheme: v1alpha1.SchemeStandardWebhooks}, verify.StandardWebhooks{Window: 5 * time.Minute}},
+		{"StandardWebhooks window", v1alpha1.SourceGeneric, v1alpha1.SignatureSpec{Scheme: v1alpha1.SchemeStandardWebhooks, ReplayWindow: window(time.Minute)}, verify.StandardWebhooks{Window: time.Minute}},
+		{"Token default header", v1alpha1.SourceGeneric, v1alpha1.SignatureSpec{Scheme: v1alpha1.SchemeToken}, verify.Token{}},
+		{"Token header", v1alpha1.SourceTaplink, v1alpha1.SignatureSpec{Scheme: v1alpha1.SchemeToken, Header: "X-Api-Key"}, verify.Token{Header: "X-Api-Key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj := item("clinic", "web", "/x", 1)
+			obj.Spec.Source = tt.source
+			tt.sig.SecretRef = v1alpha1.SecretKeyRef{Name: "signing"}
+			obj.Spec.Signature = &tt.sig
+			secrets := func(string, string, string) ([]byte, bool) { return []byte("k"), true }
+			table, problems := registry.Build([]v1alpha1.LeadIntegration{obj}, secrets, nil)
+			if len(problems) != 0 {
+				t.Fatalf("problems: %v", problems)
+			}
+			in, _ := table.Lookup("/x")
+			if in.Signer != tt.want {
+				t.Errorf("signer = %#v, want %#v", in.Signer, tt.want)
+			}
+		})
+	}
+	t.Run("replay window out of range is invalid", func(t *testing.T) {
+		for _, d := range []time.Duration{time.Millisecond, 25 * time.Hour} {
+			obj := item("clinic", "web", "/x", 1)
+			obj.Spec.Signature = &v1alpha1.SignatureSpec{Scheme: v1alpha1.SchemeStandardWebhooks, ReplayWindow: window(d), SecretRef: v1alpha1.SecretKeyRef{Name: "s"}}
+			_, problems := registry.Build([]v1alpha1.LeadIntegration{obj}, noSecrets, nil)
+			if got := problemList(problems); !slices.Equal(got, []string{"clinic/web " + v1alpha1.ReasonInvalidSpec}) {
+				t.Errorf("window %v: problems %v", d, got)
+			}
+		}
+	})
+}

@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/leadhook/leadhook/webhookserver/verify"
@@ -122,7 +123,7 @@ func TestTaplinkSHA1(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := verify.TaplinkSHA1{}.Verify(tt.body, tt.h, tt.keys)
+			err := verify.TaplinkSHA1{}.Verify(tt.body, tt.h, tt.keys, time.Time{})
 			if !errors.Is(err, tt.wantErr) { // errors.Is(err, nil) is err == nil
 				t.Errorf("Verify = %v, want %v", err, tt.wantErr)
 			}
@@ -157,14 +158,14 @@ func TestHMACSHA256(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.signer.Verify(body, tt.h, tt.keys)
+			err := tt.signer.Verify(body, tt.h, tt.keys, time.Time{})
 			if !errors.Is(err, tt.wantErr) { // errors.Is(err, nil) is err == nil
 				t.Errorf("Verify = %v, want %v", err, tt.wantErr)
 			}
 		})
 	}
 	// Tampering with the body breaks the signature.
-	if err := (verify.HMACSHA256{}).Verify(append([]byte(" "), body...), header("X-Signature", "sha256="+sig), keys("k1")); !errors.Is(err, verify.ErrBadSignature) {
+	if err := (verify.HMACSHA256{}).Verify(append([]byte(" "), body...), header("X-Signature", "sha256="+sig), keys("k1"), time.Time{}); !errors.Is(err, verify.ErrBadSignature) {
 		t.Errorf("tampered body: %v, want ErrBadSignature", err)
 	}
 }
