@@ -10,7 +10,8 @@ import (
 )
 
 // checkDecodeResult holds for every decoder: an error is a *source.Error the handler can
-// answer with (400, 415 or 422, with a message); a success carries only UTF-8 text.
+// answer with (400, 413, 415 or 422, with a message); a success carries only UTF-8 text
+// without control characters, within the limits.
 func checkDecodeResult(t *testing.T, d *source.Decoded, err error) {
 	t.Helper()
 	if err != nil {
@@ -19,9 +20,18 @@ func checkDecodeResult(t *testing.T, d *source.Decoded, err error) {
 			t.Fatalf("error %v is %T, not *source.Error", err, err)
 		}
 		switch se.Status {
-		case 400, 415, 422:
+		case 400, 413, 415, 422:
 		default:
-			t.Fatalf("status %d (%q), want 400, 415 or 422", se.Status, se.Message)
+			t.Fatalf("status %d (%q), want 400, 413, 415 or 422", se.Status, se.Message)
+		}
+		if se.Status == 400 && se.Message != "Malformed payload" {
+			t.Fatalf("400 with message %q", se.Message)
+		}
+		if se.Status == 413 && se.Message != "Too many fields" {
+			t.Fatalf("413 with message %q", se.Message)
+		}
+		if len(se.Message) > 200 {
+			t.Fatalf("message of %d bytes", len(se.Message))
 		}
 		if se.Message == "" {
 			t.Fatal("error without a message")
@@ -35,7 +45,18 @@ func checkDecodeResult(t *testing.T, d *source.Decoded, err error) {
 		t.Fatal("nil result without an error")
 	}
 	if p := decodedProblem(d); p != "" {
-		t.Fatalf("%s is not UTF-8: %+v", p, d)
+		t.Fatalf("%s is not UTF-8 text without controls: %+v", p, d)
+	}
+	if len(d.Fields.Phone) > source.MaxPhoneBytes {
+		t.Fatalf("phone of %d bytes", len(d.Fields.Phone))
+	}
+	if len(d.Extras) > 64 || len(d.Notes) > source.MaxFields {
+		t.Fatalf("%d extras, %d notes", len(d.Extras), len(d.Notes))
+	}
+	for k, v := range d.Extras {
+		if len(k) > source.MaxExtraKeyBytes || len(v) > source.MaxExtraBytes {
+			t.Fatalf("extra %.20q of %d bytes", k, len(v))
+		}
 	}
 	if d.Probe && (d.Fields != lead.Fields{} || d.Notes != nil || d.Extras != nil) {
 		t.Fatalf("probe carries a lead: %+v", d)
