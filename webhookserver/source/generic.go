@@ -65,7 +65,7 @@ func (Generic) Decode(r Request) (*Decoded, error) {
 			return nil, err
 		}
 	default:
-		return nil, unsupportedMedia("Unsupported media type %q", b.mediaType)
+		return nil, unsupportedMedia("Unsupported media type %s", quoteShort(b.mediaType))
 	}
 	return genericFromValues(values)
 }
@@ -134,7 +134,7 @@ func decodeMultipart(b *body) (map[string]any, error) {
 	over := map[string]bool{} // names whose value was too long to read
 	for parts := 0; ; parts++ {
 		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF { //nolint:errorlint // only the bare io.EOF is the closing boundary; a wrapped one is a body without any
 			break
 		}
 		if err != nil {

@@ -123,6 +123,9 @@ func TestDecodeLimits(t *testing.T) {
 		{name: "multipart over the part limit", ct: manyPartsType, body: string(manyPartsBody), want: result{413, "Too many fields", "", ""}},
 		{name: "multipart file parts count too", ct: filePartsType, body: string(filePartsBody), want: result{413, "Too many fields", "", ""}},
 		{name: "multipart big file skipped", ct: bigFileType, body: string(bigFile), want: result{phone: "+972501234567"}},
+		{name: "multipart without its boundary", ct: "multipart/form-data; boundary=b", body: "phone=1", want: result{400, "Malformed payload", "", ""}},
+		{name: "multipart, other boundary", ct: "multipart/form-data; boundary=b", body: "--zzz\r\nContent-Disposition: form-data; name=\"phone\"\r\n\r\n1\r\n--zzz--\r\n", want: result{400, "Malformed payload", "", ""}},
+		{name: "multipart, closing boundary only", ct: "multipart/form-data; boundary=b", body: "--b--\r\n", want: result{}},
 		// Long values: kept up to the limit, else rejected naming the field; never truncated.
 		{name: "comment at the limit", ct: ctJSON, body: `{"phone":"1","comment":"` + long[1:] + `"}`, want: result{phone: "1"}},
 		{name: "comment too long", ct: ctJSON, body: `{"phone":"1","comment":"` + long + `"}`, want: result{422, "Field comment is too long", "", ""}},

@@ -35,7 +35,7 @@ func (Taplink) Decode(r Request) (*Decoded, error) {
 		return nil, err
 	}
 	if b.mediaType != mediaJSON {
-		return nil, unsupportedMedia("Unsupported media type %q: Taplink sends application/json", b.mediaType)
+		return nil, unsupportedMedia("Unsupported media type %s: Taplink sends application/json", quoteShort(b.mediaType))
 	}
 	env, err := decodeJSONObject(b.text)
 	if err != nil {
