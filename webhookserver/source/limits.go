@@ -13,7 +13,7 @@ import (
 // Limits on what one delivery may carry. The handler bounds the body's bytes (the
 // integration's maxBodyBytes, 413) before a decoder runs; these bound its structure, so that
 // no body within that size costs more than linear time or a small multiple of its size in
-// memory, and no lead document outgrows what MongoDB stores (16 MiB).
+// memory, and each value of a lead stays small.
 const (
 	// MaxFields is the most members one JSON object, elements one JSON array, pairs one
 	// urlencoded form or parts one multipart form may have: 413 "Too many fields".
