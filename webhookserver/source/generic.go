@@ -2,6 +2,9 @@ package source
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"mime"
 	"mime/multipart"
 	"net/url"
 	"sort"
@@ -45,6 +48,10 @@ func (Generic) Decode(r Request) (*Decoded, error) {
 			return nil, err
 		}
 	case mediaForm:
+		// Counted before parsing: ParseQuery would allocate every pair first.
+		if bytes.Count(b.text, []byte("&"))+1 > MaxFields {
+			return nil, ErrTooManyFields
+		}
 		form, err := url.ParseQuery(string(b.text))
 		if err != nil {
 			return nil, ErrMalformed
@@ -58,7 +65,7 @@ func (Generic) Decode(r Request) (*Decoded, error) {
 			return nil, err
 		}
 	default:
-		return nil, unsupportedMedia("Unsupported media type %q", b.mediaType)
+		return nil, unsupportedMedia("Unsupported media type %s", quoteShort(b.mediaType))
 	}
 	return genericFromValues(values)
 }
@@ -74,6 +81,9 @@ func formToUTF8(form url.Values, charset string) (url.Values, error) {
 		}
 		if !utf8.Valid(b) {
 			return "", ErrMalformed
+		}
+		if err := checkText(string(b)); err != nil {
+			return "", err
 		}
 		return string(b), nil
 	}
@@ -110,28 +120,83 @@ func formValues(form url.Values) map[string]any {
 	return values
 }
 
+// decodeMultipart reads a multipart form part by part (no temporary files, no copy of a
+// file's bytes): at most MaxFields parts; file parts are skipped; a value part is read up
+// to MaxValueBytes (a longer one is a 422 if it is a lead field, else not kept), converted
+// from the part's own charset and checked like any text.
 func decodeMultipart(b *body) (map[string]any, error) {
 	boundary := b.params["boundary"]
 	if boundary == "" {
 		return nil, ErrMalformed
 	}
-	// The body is already in memory and bounded by the integration's limit, so the form is too.
-	form, err := multipart.NewReader(bytes.NewReader(b.text), boundary).ReadForm(int64(len(b.text)) + 1<<20)
-	if err != nil {
-		return nil, ErrMalformed
-	}
-	defer func() { _ = form.RemoveAll() }()
-	for k, vs := range form.Value {
-		if !utf8Valid(k) {
+	mr := multipart.NewReader(bytes.NewReader(b.text), boundary)
+	form := url.Values{}
+	over := map[string]bool{} // names whose value was too long to read
+	for parts := 0; ; parts++ {
+		p, err := mr.NextPart()
+		if err == io.EOF { //nolint:errorlint // only the bare io.EOF is the closing boundary; a wrapped one is a body without any
+			break
+		}
+		if err != nil {
 			return nil, ErrMalformed
 		}
-		for _, v := range vs {
-			if !utf8Valid(v) {
+		if parts >= MaxFields {
+			return nil, ErrTooManyFields
+		}
+		name := p.FormName()
+		if name == "" || p.FileName() != "" { // files (and parts without a name) are not lead fields
+			if _, err := io.Copy(io.Discard, p); err != nil {
 				return nil, ErrMalformed
 			}
+			continue
+		}
+		if err := checkText(name); err != nil {
+			return nil, err
+		}
+		v, err := io.ReadAll(io.LimitReader(p, MaxValueBytes+1))
+		if err != nil {
+			return nil, ErrMalformed
+		}
+		if len(v) > MaxValueBytes {
+			if _, err := io.Copy(io.Discard, p); err != nil {
+				return nil, ErrMalformed
+			}
+			over[name] = true
+			continue
+		}
+		if v, err = partText(p, v); err != nil {
+			return nil, err
+		}
+		form[name] = append(form[name], string(v))
+	}
+	values := formValues(form)
+	for name := range over {
+		if s, _ := values[name].(string); strings.TrimSpace(s) == "" {
+			values[name] = tooLongValue{}
 		}
 	}
-	return formValues(url.Values(form.Value)), nil
+	return values, nil
+}
+
+// partText converts a multipart value from the charset its Content-Type declares to UTF-8
+// and checks it.
+func partText(p *multipart.Part, v []byte) ([]byte, error) {
+	if ct := p.Header.Get("Content-Type"); ct != "" {
+		_, params, err := mime.ParseMediaType(ct)
+		if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+			return nil, ErrMalformed
+		}
+		if v, err = toUTF8(v, params["charset"]); err != nil {
+			return nil, err
+		}
+	}
+	if !utf8.Valid(v) {
+		return nil, ErrMalformed
+	}
+	if err := checkText(string(v)); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func genericFromValues(values map[string]any) (*Decoded, error) {
@@ -173,11 +238,14 @@ func genericFromValues(values map[string]any) (*Decoded, error) {
 		Comment:    found["comment"],
 		CreatedAt:  found["created_at"],
 	}
+	if err := checkPhone(d.Fields.Phone); err != nil {
+		return nil, err
+	}
 	for k, v := range values {
 		if used[k] || len(d.Extras) >= maxExtras {
 			continue
 		}
-		if s, ok := scalarText(v); ok && strings.TrimSpace(s) != "" {
+		if s, ok := extraText(k, v); ok {
 			if d.Extras == nil {
 				d.Extras = map[string]string{}
 			}

@@ -7,14 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/leadhook/leadhook/api/v1alpha1"
 	"github.com/leadhook/leadhook/webhookserver/lead"
@@ -78,17 +79,21 @@ type body struct {
 }
 
 // readBody resolves the media type (case-insensitively, sniffing JSON when none is declared),
-// converts a declared charset to UTF-8, drops a leading byte-order mark and rejects bytes that
-// are not UTF-8. Form bodies are left to their decoder, which converts what the escapes hide.
+// converts a declared charset to UTF-8, honours a leading byte-order mark and rejects bytes
+// that are not UTF-8. Form bodies are left to their decoder, which converts what the escapes
+// hide. A compressed body (Content-Encoding) is refused: 415.
 func readBody(r Request) (*body, error) {
+	for _, ce := range r.Header.Values("Content-Encoding") {
+		if v := strings.TrimSpace(ce); v != "" && !strings.EqualFold(v, "identity") {
+			return nil, unsupportedMedia("Unsupported Content-Encoding %s: send the body uncompressed", quoteShort(v))
+		}
+	}
+	if len(bytes.TrimSpace(r.Body)) == 0 {
+		return nil, ErrMalformed
+	}
 	b := &body{}
 	ct := strings.TrimSpace(r.ContentType)
-	if ct == "" {
-		if !looksLikeJSON(r.Body) {
-			return nil, unsupportedMedia("Content-Type is required")
-		}
-		b.mediaType = mediaJSON
-	} else {
+	if ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 			return nil, unsupportedMedia("Unsupported media type")
@@ -102,15 +107,20 @@ func readBody(r Request) (*body, error) {
 		if _, err := toUTF8(nil, b.params["charset"]); err != nil {
 			return nil, err
 		}
-		text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
+		text = bytes.TrimPrefix(text, utf8BOM)
 	default:
 		var err error
-		if text, err = toUTF8(text, b.params["charset"]); err != nil {
+		if text, err = decodeText(text, b.params["charset"]); err != nil {
 			return nil, err
 		}
-		text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
 		if !utf8.Valid(text) {
 			return nil, ErrMalformed
+		}
+		if b.mediaType == "" {
+			if !looksLikeJSON(text) {
+				return nil, unsupportedMedia("Content-Type is required")
+			}
+			b.mediaType = mediaJSON
 		}
 	}
 	if len(bytes.TrimSpace(text)) == 0 {
@@ -130,11 +140,39 @@ func canonicalMedia(mt string) string {
 }
 
 func looksLikeJSON(b []byte) bool {
-	b = bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n")
+	b = bytes.TrimLeft(b, " \t\r\n")
 	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
-// toUTF8 converts text in a declared charset to UTF-8.
+// Byte-order marks.
+var (
+	utf8BOM    = []byte("\xef\xbb\xbf")
+	utf16LEBOM = []byte("\xff\xfe")
+	utf16BEBOM = []byte("\xfe\xff")
+)
+
+// decodeText converts a text body to UTF-8. A byte-order mark decides the encoding, whatever
+// the declared charset says (as browsers do): UTF-8's is dropped, UTF-16's (little or big
+// endian) is decoded. Without one, the declared charset is used.
+func decodeText(text []byte, charset string) ([]byte, error) {
+	switch {
+	case bytes.HasPrefix(text, utf8BOM):
+		return text[len(utf8BOM):], nil
+	case bytes.HasPrefix(text, utf16LEBOM):
+		return transcode(unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), text[len(utf16LEBOM):])
+	case bytes.HasPrefix(text, utf16BEBOM):
+		return transcode(unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), text[len(utf16BEBOM):])
+	}
+	out, err := toUTF8(text, charset)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimPrefix(out, utf8BOM), nil
+}
+
+// toUTF8 converts text in a declared charset to UTF-8. An unknown charset, or one that
+// cannot carry text (WHATWG's "replacement", "x-user-defined"), is a 415; bytes that are
+// not valid in the charset are a 400.
 func toUTF8(text []byte, charset string) ([]byte, error) {
 	switch strings.ToLower(strings.TrimSpace(charset)) {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
@@ -142,27 +180,25 @@ func toUTF8(text []byte, charset string) ([]byte, error) {
 	}
 	enc, err := htmlindex.Get(charset)
 	if err != nil {
-		return nil, unsupportedMedia("Unsupported charset %q", charset)
+		return nil, unsupportedMedia("Unsupported charset %s", quoteShort(charset))
 	}
+	switch name, _ := htmlindex.Name(enc); name {
+	case "utf-8":
+		return text, nil
+	case "replacement", "x-user-defined":
+		return nil, unsupportedMedia("Unsupported charset %s", quoteShort(charset))
+	}
+	return transcode(enc, text)
+}
+
+// transcode decodes text to UTF-8. Decoders write U+FFFD for bytes they cannot read: a
+// delivery whose text would be changed that way is rejected rather than silently altered.
+func transcode(enc encoding.Encoding, text []byte) ([]byte, error) {
 	out, err := enc.NewDecoder().Bytes(text)
-	if err != nil {
+	if err != nil || bytes.Contains(out, []byte("\uFFFD")) {
 		return nil, ErrMalformed
 	}
 	return out, nil
-}
-
-// decodeJSONObject reads text as exactly one JSON object, keeping numbers as their text.
-func decodeJSONObject(text []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return nil, ErrMalformed
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, ErrMalformed // trailing data after the object
-	}
-	return obj, nil
 }
 
 // scalarText is a JSON value where a string is expected: strings as they are, numbers and
@@ -187,14 +223,38 @@ func fieldText(obj map[string]any, key, name string) (string, error) {
 	if !ok {
 		return "", nil
 	}
+	if _, over := v.(tooLongValue); over {
+		return "", tooLong(name, MaxValueBytes)
+	}
 	s, ok := scalarText(v)
 	if !ok {
 		return "", invalid("Field %s must be a string", name)
 	}
+	if len(s) > MaxValueBytes {
+		return "", tooLong(name, MaxValueBytes)
+	}
 	return s, nil
 }
 
-func utf8Valid(s string) bool { return utf8.ValidString(s) }
+// tooLongValue stands for a form value that was longer than MaxValueBytes and was not read.
+type tooLongValue struct{}
+
+// extraText is a value kept as an extra: scalar text within MaxExtraBytes, not blank.
+func extraText(key string, v any) (string, bool) {
+	s, ok := scalarText(v)
+	if !ok || len(key) > MaxExtraKeyBytes || len(s) > MaxExtraBytes || strings.TrimSpace(s) == "" {
+		return "", false
+	}
+	return s, true
+}
+
+// checkPhone rejects a phone longer than MaxPhoneBytes: a phone is never truncated.
+func checkPhone(phone string) error {
+	if len(phone) > MaxPhoneBytes {
+		return tooLong("phone", MaxPhoneBytes)
+	}
+	return nil
+}
 
 // For returns the decoder of a source.
 func For(s v1alpha1.Source) (Decoder, bool) {

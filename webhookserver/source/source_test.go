@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/leadhook/leadhook/webhookserver/source"
@@ -39,26 +40,39 @@ func decodeErr(t *testing.T, err error, status int, want string) *source.Error {
 	return se
 }
 
-// decodedProblem names the first string of d that is not UTF-8, or returns "".
+// goodText is UTF-8 without control characters other than tab, CR and LF, within MaxValueBytes.
+func goodText(s string) bool {
+	if !utf8.ValidString(s) || len(s) > source.MaxValueBytes {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// decodedProblem names the first string of d that is not good text (goodText), or returns "".
 func decodedProblem(d *source.Decoded) string {
 	f := d.Fields
 	for name, s := range map[string]string{
 		"client_name": f.ClientName, "phone": f.Phone, "email": f.Email, "url": f.URL,
 		"form_id": f.FormID, "comment": f.Comment, "created_at": f.CreatedAt, "source id": d.SourceID,
 	} {
-		if !utf8.ValidString(s) {
+		if !goodText(s) {
 			return "field " + name
 		}
 	}
 	for _, n := range d.Notes {
 		for _, s := range []string{n.Type, n.Idx, n.Title, n.Value} {
-			if !utf8.ValidString(s) {
+			if !goodText(s) {
 				return "a note"
 			}
 		}
 	}
 	for k, v := range d.Extras {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+		if !goodText(k) || !goodText(v) {
 			return "an extra"
 		}
 	}

@@ -35,7 +35,7 @@ func (Taplink) Decode(r Request) (*Decoded, error) {
 		return nil, err
 	}
 	if b.mediaType != mediaJSON {
-		return nil, unsupportedMedia("Unsupported media type %q: Taplink sends application/json", b.mediaType)
+		return nil, unsupportedMedia("Unsupported media type %s: Taplink sends application/json", quoteShort(b.mediaType))
 	}
 	env, err := decodeJSONObject(b.text)
 	if err != nil {
@@ -91,13 +91,16 @@ func (Taplink) Decode(r Request) (*Decoded, error) {
 	if strings.TrimSpace(name) == "" {
 		name = recordValue(notes, taplinkNameTypes, taplinkNameTitles)
 	}
+	if err := checkPhone(phone); err != nil {
+		return nil, err
+	}
 	d.Fields = lead.Fields{ClientName: name, Phone: phone, Email: email, URL: page, FormID: block, CreatedAt: created}
 	d.Extras = map[string]string{}
 	if action != "" {
 		d.Extras["action"] = action
 	}
 	for _, k := range taplinkExtras {
-		if s, ok := scalarText(data[k]); ok && strings.TrimSpace(s) != "" {
+		if s, ok := extraText(k, data[k]); ok {
 			d.Extras[k] = s
 		}
 	}
@@ -138,6 +141,9 @@ func taplinkRecords(v any) ([]lead.Note, error) {
 		value, err := recordText(rec["value"])
 		if err != nil {
 			return nil, err
+		}
+		if len(value) > MaxValueBytes {
+			return nil, tooLong("data.records.value", MaxValueBytes)
 		}
 		n.Value = value
 		notes = append(notes, n)
