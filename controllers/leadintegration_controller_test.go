@@ -339,7 +339,7 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 		"path with query":     func(s *v1alpha1.LeadIntegrationSpec) { s.Path = "/api/lead?x=1" },
 		"lower-case region":   func(s *v1alpha1.LeadIntegrationSpec) { s.DefaultRegion = "il" },
 		"tiny body limit":     func(s *v1alpha1.LeadIntegrationSpec) { s.MaxBodyBytes = 10 },
-		"huge body limit":     func(s *v1alpha1.LeadIntegrationSpec) { s.MaxBodyBytes = 1 << 30 },
+		"huge body limit":     func(s *v1alpha1.LeadIntegrationSpec) { s.MaxBodyBytes = 4<<20 + 1 },
 		"zero rate":           func(s *v1alpha1.LeadIntegrationSpec) { s.RateLimit = &v1alpha1.RateLimitSpec{} },
 		"unknown scheme":      func(s *v1alpha1.LeadIntegrationSpec) { signed("x", false)(s); s.Signature.Scheme = "MD5" },
 		"secret without name": func(s *v1alpha1.LeadIntegrationSpec) { signed("", false)(s) },

@@ -134,8 +134,8 @@ func (s *LeadIntegrationSpec) Validate() error {
 	if _, err := time.LoadLocation(s.EffectiveTimeZone()); err != nil {
 		errs = append(errs, fmt.Errorf("spec.timeZone %q is not a known time zone", s.TimeZone))
 	}
-	if s.MaxBodyBytes != 0 && (s.MaxBodyBytes < 1024 || s.MaxBodyBytes > 10<<20) {
-		errs = append(errs, fmt.Errorf("spec.maxBodyBytes %d must be between 1024 and 10485760", s.MaxBodyBytes))
+	if s.MaxBodyBytes != 0 && (s.MaxBodyBytes < 1024 || s.MaxBodyBytes > 4<<20) {
+		errs = append(errs, fmt.Errorf("spec.maxBodyBytes %d must be between 1024 and 4194304", s.MaxBodyBytes))
 	}
 	if len(s.AllowedSourceRanges) > 64 {
 		errs = append(errs, errors.New("spec.allowedSourceRanges must have at most 64 items"))

@@ -84,10 +84,11 @@ type LeadIntegrationSpec struct {
 	// +optional
 	RateLimit *RateLimitSpec `json:"rateLimit,omitempty"`
 
-	// MaxBodyBytes is the largest request body accepted; larger ones get 413.
+	// MaxBodyBytes is the largest request body accepted; larger ones get 413. At most 4 MiB, so
+	// a lead with its raw body and decoded text stays within one MongoDB document (16 MiB).
 	// +kubebuilder:default=65536
 	// +kubebuilder:validation:Minimum=1024
-	// +kubebuilder:validation:Maximum=10485760
+	// +kubebuilder:validation:Maximum=4194304
 	// +optional
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 
