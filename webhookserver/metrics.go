@@ -2,7 +2,6 @@ package webhookserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -67,23 +66,12 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
 
-// ServeMetrics answers GET /metrics on ln until ctx ends.
+// ServeMetrics answers GET /metrics on ln until ctx ends, with the webhook server's limits.
 func ServeMetrics(ctx context.Context, ln net.Listener, m *Metrics) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: DefaultReadTimeout,
-		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving metrics: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("stopping metrics server: %w", err)
+	if err := Serve(ctx, ln, mux, ServerOptions{Drain: 5 * time.Second}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
 }

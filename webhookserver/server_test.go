@@ -3,18 +3,12 @@ package webhookserver_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leadhook/leadhook/internal/testcert"
 	"github.com/leadhook/leadhook/webhookserver"
 )
 
@@ -160,7 +155,7 @@ func TestServeSlowClients(t *testing.T) {
 // returns the certificate.
 func writeCert(t *testing.T, dir string, serial int64) *x509.Certificate {
 	t.Helper()
-	certPEM, keyPEM, cert := selfSigned(t, serial)
+	certPEM, keyPEM, cert := testcert.SelfSigned(t, serial)
 	writeFile(t, filepath.Join(dir, "tls.crt"), certPEM)
 	writeFile(t, filepath.Join(dir, "tls.key"), keyPEM)
 	return cert
@@ -175,37 +170,6 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.Rename(tmp, path); err != nil { // as a kubelet swaps a mounted Secret
 		t.Fatal(err)
 	}
-}
-
-func selfSigned(t *testing.T, serial int64) (certPEM, keyPEM []byte, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "leadhook test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ = x509.ParseCertificate(der)
-	return pemBlock("CERTIFICATE", der), pemBlock("PRIVATE KEY", keyDER), cert
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
 // HTTPS with a certificate that is re-read when its files change, without a restart; a
@@ -257,7 +221,7 @@ func TestServeTLS(t *testing.T) {
 	}
 
 	// A rotation writes the certificate first: a certificate without its key is not served.
-	certPEM, keyPEM, second := selfSigned(t, 2)
+	certPEM, keyPEM, second := testcert.SelfSigned(t, 2)
 	writeFile(t, certFile, certPEM)
 	both := x509.NewCertPool()
 	both.AddCert(first)
@@ -297,7 +261,7 @@ func TestCertReloaderErrors(t *testing.T) {
 		t.Error("missing files accepted")
 	}
 	writeCert(t, dir, 1)
-	_, otherKey, _ := selfSigned(t, 2)
+	_, otherKey, _ := testcert.SelfSigned(t, 2)
 	writeFile(t, filepath.Join(dir, "other.key"), otherKey)
 	_, err := webhookserver.NewCertReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "other.key"), 0, nil)
 	if err == nil {
