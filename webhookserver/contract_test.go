@@ -248,11 +248,17 @@ func TestContractSignature(t *testing.T) {
 	t.Run("secret missing fails closed", func(t *testing.T) {
 		e := newEnv(t, integration("taplink", v1alpha1.SourceTaplink, signedWith("no-such-secret")))
 		r := e.post(taplinkPath, jsonType, body, "taplink-signature", taplinkSignature(taplinkKey, body))
-		r.expect(t, http.StatusServiceUnavailable, false, "")
-		if r.Header.Get("Retry-After") == "" {
-			t.Error("503 without Retry-After")
+		r.expect(t, http.StatusServiceUnavailable, false, "Integration not ready, retry later")
+		if got := r.Header.Get("Retry-After"); got != "60" {
+			t.Errorf("Retry-After = %q, want 60 (a Secret takes a while to appear)", got)
 		}
 		e.expectNoLeads()
+	})
+	t.Run("an outsider learns nothing of it", func(t *testing.T) {
+		e := newEnv(t, integration("taplink", v1alpha1.SourceTaplink, signedWith("no-such-secret"),
+			func(s *v1alpha1.LeadIntegrationSpec) { s.AllowedSourceRanges = []string{"203.0.113.0/24"} }))
+		r := e.post(taplinkPath, jsonType, body, "taplink-signature", taplinkSignature(taplinkKey, body))
+		r.expect(t, http.StatusForbidden, false, "Forbidden")
 	})
 }
 
@@ -341,8 +347,8 @@ func TestContractStorageUnavailable(t *testing.T) {
 	e := newEnvWith(t, options{items: defaultIntegrations(), store: downStore{st}, timeout: time.Second})
 	r := e.post(genericPath, jsonType, []byte(`{"phone":"+972501234567"}`))
 	r.expect(t, http.StatusServiceUnavailable, false, "Storage unavailable, retry later")
-	if r.Header.Get("Retry-After") == "" {
-		t.Error("503 without Retry-After")
+	if got := r.Header.Get("Retry-After"); got != "30" {
+		t.Errorf("Retry-After = %q, want 30", got)
 	}
 }
 

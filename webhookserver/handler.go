@@ -199,16 +199,16 @@ func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
 		h.finish(e, start)
 	}()
 	status, resp := h.process(r, d, start)
+	d.entry.Status = status
+	if resp.Error != "" && d.entry.Error == "" {
+		d.entry.Error = resp.Error
+	}
 	if status != http.StatusOK {
 		resp = response{Status: false, Error: resp.Error}
 		switch status {
 		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-			setRetryAfter(w, retryAfterFor(d))
+			setRetryAfter(w, retryAfterFor(d)) // reads the entry's error: set above
 		}
-	}
-	d.entry.Status = status
-	if resp.Error != "" && d.entry.Error == "" {
-		d.entry.Error = resp.Error
 	}
 	writeJSON(w, status, resp)
 }
@@ -226,7 +226,7 @@ func retryAfterFor(d *delivery) int {
 	}
 }
 
-// process runs the pipeline: route, allowlist, rate limit, size limit, signature, decode,
+// process runs the pipeline: route, allowlist, readiness, rate limit, size limit, signature, decode,
 // normalise, de-duplicate, store. It returns the status and body to answer with.
 func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int, response) {
 	e := d.entry
@@ -240,13 +240,14 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 		e.Outcome = outcomeRejected
 		return status, response{Error: msg}
 	}
-	if in.NotReady != "" {
-		e.Outcome = outcomeUnavailable
-		return http.StatusServiceUnavailable, response{Error: msgNotReady}
-	}
 	// An unresolved client (a forwarded chain that fails closed) is never allowlisted.
 	if len(in.AllowedNets) > 0 && (!d.resolved || !verify.Allowed(d.client, in.AllowedNets)) {
 		return reject(http.StatusForbidden, msgForbidden)
+	}
+	// Only an allowed sender learns the integration is waiting for its Secret.
+	if in.NotReady != "" {
+		e.Outcome = outcomeUnavailable
+		return http.StatusServiceUnavailable, response{Error: msgNotReady}
 	}
 	if ok, wait := in.Allow(d.client, received); !ok {
 		d.retryAfter = int(math.Ceil(wait.Seconds()))

@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/leadhook/leadhook/api/v1alpha1"
@@ -167,7 +168,7 @@ func parseManifests(b []byte) ([]manifest, error) {
 		switch {
 		case head.Kind == "LeadIntegration" && head.APIVersion == v1alpha1.GroupVersion.String():
 			obj := &v1alpha1.LeadIntegration{}
-			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+			if err := decodeStrict([]byte(doc), obj); err != nil {
 				return nil, fmt.Errorf("document %d (LeadIntegration): %w", i+1, err)
 			}
 			defaultNamespace(&obj.ObjectMeta.Namespace)
@@ -177,7 +178,7 @@ func parseManifests(b []byte) ([]manifest, error) {
 			out = append(out, manifest{integration: obj})
 		case head.Kind == "Secret" && head.APIVersion == "v1":
 			obj := &corev1.Secret{}
-			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+			if err := decodeStrict([]byte(doc), obj); err != nil {
 				return nil, fmt.Errorf("document %d (Secret): %w", i+1, err)
 			}
 			defaultNamespace(&obj.ObjectMeta.Namespace)
@@ -188,6 +189,21 @@ func parseManifests(b []byte) ([]manifest, error) {
 		}
 	}
 	return out, nil
+}
+
+// decodeStrict reads a YAML document as the API server reads JSON: field names match exactly
+// (case included), and unknown or repeated fields are errors, so a file local mode serves is
+// one a cluster would take as written.
+func decodeStrict(doc []byte, obj any) error {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(j, obj)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 // validateNames applies the API server's rules for names and namespaces, so a file cannot

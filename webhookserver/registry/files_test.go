@@ -262,6 +262,34 @@ func TestFilesLoadStrict(t *testing.T) {
 	}
 }
 
+// Field names match as the API server matches them: exactly. A name in another case, or a
+// field given twice, makes the file invalid rather than quietly meaning something.
+func TestFilesLoadCaseSensitive(t *testing.T) {
+	lookup(t, mustLoadDir(t, websiteYAML), "/api/lead") // as written, it is served
+	for name, change := range map[string][2]string{
+		"upper-case field":   {"  source: Generic\n", "  SOURCE: Generic\n"},
+		"lower-case field":   {"defaultRegion:", "defaultregion:"},
+		"repeated field":     {"  source: Generic\n", "  source: Generic\n  source: Taplink\n"},
+		"secret field case":  {"stringData:", "stringdata:"},
+		"metadata name case": {"  name: website\n", "  Name: website\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := strings.Replace(websiteYAML, change[0], change[1], 1)
+			if doc == websiteYAML {
+				t.Fatalf("%q is not in the sample", change[0])
+			}
+			notServed(t, mustLoadDir(t, doc), "/api/lead")
+		})
+	}
+}
+
+// mustLoadDir loads a directory holding one file.
+func mustLoadDir(t *testing.T, doc string) *registry.Files {
+	t.Helper()
+	f, _ := loadDir(t, "website.yaml", doc)
+	return f
+}
+
 func TestFilesLoadDisabled(t *testing.T) {
 	f, dir := loadDir(t, "website.yaml", websiteYAML)
 	lookup(t, f, "/api/lead")
