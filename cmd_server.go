@@ -10,11 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
@@ -29,6 +32,7 @@ import (
 
 	"github.com/leadhook/leadhook/webhookserver"
 	"github.com/leadhook/leadhook/webhookserver/registry"
+	"github.com/leadhook/leadhook/webhookserver/spool"
 	"github.com/leadhook/leadhook/webhookserver/store"
 )
 
@@ -55,6 +59,12 @@ type serverOptions struct {
 	idleTimeout       time.Duration
 	tlsCertFile       string
 	tlsKeyFile        string
+	spoolDir          string
+	spoolMaxBytes     int64
+	batchSize         int
+	storeWriteTimeout time.Duration
+	// writeConcern is --mongo-write-concern and --mongo-journal, parsed.
+	writeConcern *writeconcern.WriteConcern
 	// cluster is true when integrations come from the API server rather than files.
 	cluster bool
 }
@@ -82,6 +92,13 @@ the server: then X-Forwarded-For is believed when the peer is one of them, read 
 left, and its rightmost address outside them is the client (allowlists, per-client rate
 limits and the intake log use it). A request whose client cannot be told is refused by an
 allowlist.
+
+Durability: a lead is answered 200 only once MongoDB has acknowledged it with
+--mongo-write-concern (default majority, journaled), or, when MongoDB does not answer
+within --store-write-timeout, once it is fsynced to the spool in --spool-dir. Concurrent
+leads are written together (group commit, up to --store-batch-size). The spool is replayed
+into MongoDB as soon as it answers again, and on the next start; a full spool (over
+--spool-max-bytes) means 503 with Retry-After.
 
 HTTPS: with --tls-cert-file and --tls-key-file (both or neither) the server speaks TLS 1.2+
 and re-reads the files within seconds of a change (cert-manager rotations need no restart),
@@ -111,10 +128,25 @@ Flags:
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", webhookserver.DefaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key-file")
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory of the spool that holds leads while MongoDB is down (default: DATA_DIR/spool)")
+	fs.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", 1<<30, "most bytes the spool may hold; beyond it leads get 503 (0 disables the spool)")
+	fs.IntVar(&o.batchSize, "store-batch-size", store.DefaultMaxBatch, "most leads written to MongoDB in one group commit")
+	fs.DurationVar(&o.storeWriteTimeout, "store-write-timeout", store.DefaultWriteTimeout, "how long MongoDB may take to acknowledge a batch before it goes to the spool")
+	wMode := fs.String("mongo-write-concern", "majority", `write concern "w" for leads: majority, or a number of members`)
+	journal := fs.Bool("mongo-journal", true, "leads must be in the journal before MongoDB acknowledges them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	var err error
+	if o.writeConcern, err = parseWriteConcern(*wMode, *journal); err != nil {
+		return nil, err
+	}
+	if o.spoolMaxBytes < 0 || o.batchSize < 1 || o.batchSize > 10000 || o.storeWriteTimeout <= 0 {
+		return nil, fmt.Errorf("--spool-max-bytes must be >= 0, --store-batch-size 1..10000, --store-write-timeout positive")
+	}
+	if o.spoolDir == "" {
+		o.spoolDir = filepath.Join(o.dataDir, "spool")
+	}
 	if o.trustedProxies, err = webhookserver.ParseTrustedProxies(*trusted); err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
@@ -137,6 +169,20 @@ Flags:
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return o, nil
+}
+
+// parseWriteConcern reads --mongo-write-concern and --mongo-journal.
+func parseWriteConcern(w string, journal bool) (*writeconcern.WriteConcern, error) {
+	wc := &writeconcern.WriteConcern{Journal: &journal}
+	switch n, err := strconv.Atoi(w); {
+	case w == "majority":
+		wc.W = "majority"
+	case err == nil && n >= 1 && n <= 50:
+		wc.W = n
+	default:
+		return nil, fmt.Errorf("--mongo-write-concern %q is not majority or a number of members (1-50)", w)
+	}
+	return wc, nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -187,7 +233,20 @@ func runServer(args []string) error {
 		uri = emb.URI
 		log.Info("Started embedded store", "data_dir", o.dataDir, "listen", o.embeddedListen)
 	}
-	st, err := store.Open(ctx, store.Options{URI: uri, Database: o.mongoDatabase, IntakeRetention: o.intakeRetention, Log: log})
+	var sp *spool.Spool
+	if o.spoolMaxBytes > 0 {
+		if sp, err = spool.Open(o.spoolDir, o.spoolMaxBytes); err != nil {
+			return err
+		}
+		if st := sp.Stats(); st.Batches > 0 {
+			log.Info("Found spooled leads from an earlier run; replaying them into MongoDB", "leads", st.Records, "dir", o.spoolDir)
+		}
+	}
+	// The store outlives the signal: after the HTTP server has drained, Close writes what is
+	// queued (to MongoDB or the spool).
+	st, err := store.Open(context.WithoutCancel(ctx), store.Options{URI: uri, Database: o.mongoDatabase,
+		IntakeRetention: o.intakeRetention, Log: log, WriteConcern: o.writeConcern, Spool: sp,
+		MaxBatch: o.batchSize, WriteTimeout: o.storeWriteTimeout})
 	if err != nil {
 		return err
 	}
@@ -201,6 +260,9 @@ func runServer(args []string) error {
 
 	metrics, err := webhookserver.NewMetrics()
 	if err != nil {
+		return err
+	}
+	if err := metrics.Register(st.Collectors()...); err != nil {
 		return err
 	}
 	if o.metricsListen != "" {
@@ -227,7 +289,7 @@ func runServer(args []string) error {
 				if !loaded() {
 					return errors.New("integrations not loaded")
 				}
-				return st.Ping(ctx)
+				return st.Ready(ctx)
 			},
 		})
 		ln, err := net.Listen("tcp", o.listen)

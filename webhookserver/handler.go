@@ -28,7 +28,8 @@ import (
 
 // LeadStore is where the handler puts leads and the outcome of every request.
 type LeadStore interface {
-	// InsertLead stores a lead and returns once the write is acknowledged.
+	// InsertLead stores a lead and returns once it is durable: acknowledged by MongoDB with
+	// the configured write concern, or fsynced to the local spool.
 	InsertLead(ctx context.Context, l *lead.Lead) (store.InsertResult, error)
 	// FindLead returns the id of the lead stored under a de-duplication key, if any.
 	FindLead(ctx context.Context, dedupKey string) (bson.ObjectID, bool, error)
@@ -190,7 +191,7 @@ func (h *handler) serveLead(w http.ResponseWriter, r *http.Request) {
 	d := h.newDelivery(r, start)
 	defer func() {
 		e := d.entry
-		if e.Outcome != outcomeStored && e.Outcome != outcomeDuplicate {
+		if e.Outcome != outcomeStored && e.Outcome != outcomeSpooled && e.Outcome != outcomeDuplicate {
 			d.keepForLog(r)
 			e.SetBody(d.body, d.complete) // rejected payloads are kept, size-capped
 		} else {
@@ -327,6 +328,9 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 		return http.StatusOK, response{Status: true, Duplicate: true, LeadID: id.Hex()}
 	}
 	e.Outcome = outcomeStored
+	if res.Spooled {
+		e.Outcome = outcomeSpooled
+	}
 	return http.StatusOK, response{Status: true, LeadID: id.Hex()}
 }
 

@@ -48,6 +48,16 @@ func NewMetrics() (*Metrics, error) {
 	return m, nil
 }
 
+// Register adds more collectors (the store's) to the registry.
+func (m *Metrics) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.registry.Register(c); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
 // observe records one answered delivery.
 func (m *Metrics) observe(e *store.IntakeEntry, took time.Duration) {
 	if m == nil {

@@ -23,6 +23,7 @@ const (
 // Outcomes recorded in the intake log and logs.
 const (
 	outcomeStored        = "stored"
+	outcomeSpooled       = "spooled" // stored in the local spool while MongoDB is down: a 200 too
 	outcomeDuplicate     = "duplicate"
 	outcomeProbe         = "probe"
 	outcomeRejected      = "rejected"

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
-	"github.com/leadhook/leadhook/webhookserver/lead"
+	"github.com/leadhook/leadhook/webhookserver/spool"
 )
 
 // Collection names.
@@ -34,6 +35,18 @@ type Options struct {
 	// WriteConcern for leads; default majority with journal, so a 200 means durable.
 	WriteConcern *writeconcern.WriteConcern
 	Log          *slog.Logger
+
+	// MaxBatch bounds how many leads one group commit writes; default DefaultMaxBatch.
+	MaxBatch int
+	// WriteTimeout bounds one batch's write to MongoDB; past it the batch goes to the spool.
+	// Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Spool, when set, takes the leads MongoDB does not acknowledge, and is drained into
+	// MongoDB when it answers again. Without it such leads fail with ErrUnavailable.
+	Spool *spool.Spool
+	// RetryInterval is how often a failing MongoDB is probed and the spool drained; default
+	// DefaultRetryInterval.
+	RetryInterval time.Duration
 }
 
 // Store is the leads collection and the intake log.
@@ -49,15 +62,37 @@ type Store struct {
 	closeOnce   sync.Once
 	// IntakeDropped counts intake entries lost because the queue was full.
 	IntakeDropped atomic.Int64
+
+	// Group commit and spool (writer.go).
+	queue         chan *pending
+	closeMu       sync.RWMutex
+	closing       bool
+	stopWriter    chan struct{}
+	writerDone    chan struct{}
+	stopDrainer   chan struct{}
+	kick          chan struct{}
+	down          atomic.Bool // MongoDB failed: new batches go straight to the spool
+	indexesDue    atomic.Bool // started while MongoDB was down: indexes not yet created
+	spoolRefused  atomic.Bool // the spool was full when last offered a batch
+	spool         *spool.Spool
+	maxBatch      int
+	writeTimeout  time.Duration
+	retryInterval time.Duration
+	metrics       *storeMetrics
 }
 
 // InsertResult says what became of a lead handed to the store.
 type InsertResult struct {
 	ID        bson.ObjectID // the stored lead, or the earlier one it duplicates
 	Duplicate bool
+	// Spooled is set when MongoDB did not acknowledge the lead and the spool holds it until
+	// it can be replayed. (A replay that finds the lead already stored stores nothing.)
+	Spooled bool
 }
 
-// Open connects, checks the server answers and creates the indexes.
+// Open connects, checks the server answers and creates the indexes. With a spool, a server
+// that does not answer is no error: leads go to the spool, and the indexes are created
+// before the spool drains into MongoDB once it answers.
 func Open(ctx context.Context, opt Options) (*Store, error) {
 	if opt.Database == "" {
 		opt.Database = "leadhook"
@@ -85,14 +120,40 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		log:         opt.Log,
 		intakeQueue: make(chan *IntakeEntry, 4096),
 		stop:        make(chan struct{}),
+
+		queue:         make(chan *pending, 4*max(opt.MaxBatch, DefaultMaxBatch)),
+		stopWriter:    make(chan struct{}),
+		writerDone:    make(chan struct{}),
+		stopDrainer:   make(chan struct{}),
+		kick:          make(chan struct{}, 1),
+		spool:         opt.Spool,
+		maxBatch:      cmp.Or(max(opt.MaxBatch, 0), DefaultMaxBatch),
+		writeTimeout:  cmp.Or(max(opt.WriteTimeout, 0), DefaultWriteTimeout),
+		retryInterval: cmp.Or(max(opt.RetryInterval, 0), DefaultRetryInterval),
 	}
-	if err := s.Ping(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, err
+	s.metrics = newStoreMetrics(s)
+	err = s.Ping(ctx)
+	if err == nil {
+		err = s.ensureIndexes(ctx)
 	}
-	if err := s.ensureIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, err
+	if err != nil {
+		if s.spool == nil {
+			_ = client.Disconnect(context.Background())
+			return nil, err
+		}
+		s.log.Warn("MongoDB is not answering; leads go to the spool until it does", "error", err)
+		s.indexesDue.Store(true)
+		s.down.Store(true)
+		s.metrics.up.Set(0)
+	}
+	go func() {
+		defer close(s.writerDone)
+		s.runWriter()
+	}()
+	s.wg.Add(1)
+	go s.runDrainer()
+	if s.spool != nil && s.spool.Stats().Batches > 0 {
+		s.kickDrainer() // what an earlier run spooled goes in first thing
 	}
 	s.wg.Add(1)
 	go s.writeIntake()
@@ -160,30 +221,6 @@ func createMissingIndexes(ctx context.Context, coll *mongo.Collection, models []
 	return nil
 }
 
-// InsertLead stores a lead unless one with its de-duplication key (or its previous-window key)
-// exists, in which case it reports the earlier lead as a duplicate. It returns only once the
-// write is acknowledged with the store's write concern.
-func (s *Store) InsertLead(ctx context.Context, l *lead.Lead) (InsertResult, error) {
-	if l.PreviousDedupKey != "" {
-		if id, found, err := s.findByKey(ctx, l.PreviousDedupKey); err != nil {
-			return InsertResult{}, err
-		} else if found {
-			return InsertResult{ID: id, Duplicate: true}, nil
-		}
-	}
-	if _, err := s.leads.InsertOne(ctx, l); err != nil {
-		if !mongo.IsDuplicateKeyError(err) {
-			return InsertResult{}, fmt.Errorf("inserting lead: %w", err)
-		}
-		id, _, findErr := s.findByKey(ctx, l.DedupKey)
-		if findErr != nil {
-			return InsertResult{}, findErr
-		}
-		return InsertResult{ID: id, Duplicate: true}, nil
-	}
-	return InsertResult{ID: l.ID}, nil
-}
-
 // FindLead returns the id of the lead stored under a de-duplication key, if any.
 func (s *Store) FindLead(ctx context.Context, dedupKey string) (bson.ObjectID, bool, error) {
 	return s.findByKey(ctx, dedupKey)
@@ -204,10 +241,17 @@ func (s *Store) findByKey(ctx context.Context, key string) (bson.ObjectID, bool,
 	return doc.ID, true, nil
 }
 
-// Close flushes the intake log and disconnects. Later calls do nothing.
+// Close writes (or spools) the leads still queued, stops draining the spool, flushes the
+// intake log and disconnects. Later calls do nothing.
 func (s *Store) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closing = true // no lead is queued from now on
+		s.closeMu.Unlock()
+		close(s.stopWriter)
+		<-s.writerDone // the queued leads are written, or spooled
+		close(s.stopDrainer)
 		close(s.stop)
 		s.wg.Wait()
 		if err = s.client.Disconnect(ctx); err != nil {

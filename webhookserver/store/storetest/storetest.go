@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -73,4 +75,55 @@ func (s *Server) Open(t testing.TB) *store.Store {
 		}
 	})
 	return st
+}
+
+// Stoppable is an embedded server of a test's own on a fixed address, which the test can
+// stop and start again (same files, same URI) to see how the store copes with an outage.
+type Stoppable struct {
+	URI    string
+	dir    string
+	listen string
+	mu     sync.Mutex
+	emb    *store.Embedded
+}
+
+// StartStoppable starts a server that the test can stop; it is stopped when the test ends.
+func StartStoppable(t testing.TB) *Stoppable {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	_ = ln.Close()
+	s := &Stoppable{dir: t.TempDir(), listen: listen}
+	s.Start(t)
+	s.URI = s.emb.URI
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts the server again after Stop.
+func (s *Stoppable) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.emb != nil {
+		return
+	}
+	emb, err := store.StartEmbedded(s.dir, s.listen, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("starting the embedded server again: %v", err)
+	}
+	s.emb = emb
+}
+
+// Stop stops the server: connections drop and new ones are refused.
+func (s *Stoppable) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.emb != nil {
+		s.emb.Stop()
+		s.emb = nil
+	}
 }
