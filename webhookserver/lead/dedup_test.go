@@ -42,15 +42,14 @@ func TestSetDedupKey(t *testing.T) {
 	tests := []struct {
 		name     string
 		x, y     delivery
-		sameKey  bool   // x.DedupKey == y.DedupKey
-		prevOfX  bool   // x.PreviousDedupKey == y.DedupKey (y was one window earlier)
+		dup      bool   // x and y share a key: the store refuses the second as a duplicate
 		wantKind string // prefix of x's key
 	}{
-		{name: "same content, same window", x: a(john, t0.Add(time.Second)), y: a(john, t0.Add(window-time.Second)), sameKey: true, wantKind: lead.KeyContent},
-		{name: "same normalised phone", x: a(john, t0), y: a(johnIntl, t0.Add(time.Minute)), sameKey: true, wantKind: lead.KeyContent},
+		{name: "same content, same window", x: a(john, t0.Add(time.Second)), y: a(john, t0.Add(window-time.Second)), dup: true, wantKind: lead.KeyContent},
+		{name: "same normalised phone", x: a(john, t0), y: a(johnIntl, t0.Add(time.Minute)), dup: true, wantKind: lead.KeyContent},
 		{name: "different content, same window", x: a(john, t0), y: a(jane, t0), wantKind: lead.KeyContent},
-		{name: "same content, next window", x: a(john, t0.Add(window)), y: a(john, t0.Add(window-time.Second)), prevOfX: true, wantKind: lead.KeyContent},
-		{name: "one window apart exactly", x: a(john, t0.Add(window+3*time.Minute)), y: a(john, t0.Add(3*time.Minute)), prevOfX: true, wantKind: lead.KeyContent},
+		{name: "same content, next window", x: a(john, t0.Add(window)), y: a(john, t0.Add(window-time.Second)), dup: true, wantKind: lead.KeyContent},
+		{name: "one window apart exactly", x: a(john, t0.Add(window+3*time.Minute)), y: a(john, t0.Add(3*time.Minute)), dup: true, wantKind: lead.KeyContent},
 		{name: "two windows apart", x: a(john, t0.Add(2*window)), y: a(john, t0), wantKind: lead.KeyContent},
 		{
 			name:     "different integrations, same content",
@@ -62,14 +61,14 @@ func TestSetDedupKey(t *testing.T) {
 			name:     "same source id, different content and time",
 			x:        delivery{"clinic", "web", john, t0, "taplink:1:2", "", window},
 			y:        delivery{"clinic", "web", jane, t0.Add(48 * time.Hour), "taplink:1:2", "", window},
-			sameKey:  true,
+			dup:      true,
 			wantKind: lead.KeySourceID,
 		},
 		{
 			name:     "source id wins over delivery id",
 			x:        delivery{"clinic", "web", john, t0, "taplink:1:2", "d-1", window},
 			y:        delivery{"clinic", "web", john, t0, "taplink:1:2", "d-2", window},
-			sameKey:  true,
+			dup:      true,
 			wantKind: lead.KeySourceID,
 		},
 		{
@@ -88,7 +87,7 @@ func TestSetDedupKey(t *testing.T) {
 			name:     "same delivery id, different content and time",
 			x:        delivery{"clinic", "web", john, t0, "", "d-1", window},
 			y:        delivery{"clinic", "web", jane, t0.Add(48 * time.Hour), "", "d-1", window},
-			sameKey:  true,
+			dup:      true,
 			wantKind: lead.KeyDelivery,
 		},
 		{
@@ -107,7 +106,7 @@ func TestSetDedupKey(t *testing.T) {
 			name:     "zero window means one minute",
 			x:        delivery{"clinic", "web", john, t0.Add(59 * time.Second), "", "", 0},
 			y:        delivery{"clinic", "web", john, t0, "", "", time.Minute},
-			sameKey:  true,
+			dup:      true,
 			wantKind: lead.KeyContent,
 		},
 	}
@@ -115,23 +114,44 @@ func TestSetDedupKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			x := keyed(t, tt.x.ns, tt.x.name, tt.x.f, tt.x.at, tt.x.src, tt.x.deliv, tt.x.windowLength)
 			y := keyed(t, tt.y.ns, tt.y.name, tt.y.f, tt.y.at, tt.y.src, tt.y.deliv, tt.y.windowLength)
-			if got := x.DedupKey == y.DedupKey; got != tt.sameKey {
-				t.Errorf("same key = %v, want %v (%s vs %s)", got, tt.sameKey, x.DedupKey, y.DedupKey)
+			if got := x.DedupKey == y.DedupKey || x.DedupKeyAlt == y.DedupKeyAlt; got != tt.dup {
+				t.Errorf("share a key = %v, want %v (%s/%s vs %s/%s)", got, tt.dup, x.DedupKey, x.DedupKeyAlt, y.DedupKey, y.DedupKeyAlt)
 			}
-			if got := x.PreviousDedupKey == y.DedupKey; got != tt.prevOfX {
-				t.Errorf("x.PreviousDedupKey == y.DedupKey: %v, want %v", got, tt.prevOfX)
+			if !strings.HasPrefix(x.DedupKey, tt.wantKind+":") || !strings.HasPrefix(x.DedupKeyAlt, tt.wantKind+":") {
+				t.Errorf("keys %q, %q are not of kind %q", x.DedupKey, x.DedupKeyAlt, tt.wantKind)
 			}
-			if !strings.HasPrefix(x.DedupKey, tt.wantKind+":") {
-				t.Errorf("key %q is not of kind %q", x.DedupKey, tt.wantKind)
+			// Only content keys have a second grid; the others are exact, and repeated.
+			if (tt.wantKind == lead.KeyContent) != (x.DedupKeyAlt != x.DedupKey) {
+				t.Errorf("DedupKeyAlt %q for a %s key %q", x.DedupKeyAlt, tt.wantKind, x.DedupKey)
 			}
-			// Only content keys look back a window; the others are exact.
-			if (tt.wantKind == lead.KeyContent) != (x.PreviousDedupKey != "") {
-				t.Errorf("PreviousDedupKey = %q for a %s key", x.PreviousDedupKey, tt.wantKind)
-			}
-			if tt.wantKind == lead.KeyContent && x.PreviousDedupKey == x.DedupKey {
-				t.Error("PreviousDedupKey equals DedupKey")
+			if x.ID != lead.IDForKey(x.DedupKey) {
+				t.Error("the lead's id is not derived from its key")
 			}
 		})
+	}
+}
+
+// Two deliveries of the same content less than a window apart always share a key, wherever
+// they fall against the grids; deliveries two windows or more apart never do.
+func TestContentKeysCatchEveryRepeatWithinTheWindow(t *testing.T) {
+	john := lead.Fields{ClientName: "John", Phone: "050-765-4321"}
+	for _, window := range []time.Duration{time.Minute, 10 * time.Minute, 7*time.Second + 3*time.Millisecond} {
+		base := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+		for step := range 200 {
+			first := base.Add(time.Duration(step) * window / 37)
+			for _, gap := range []time.Duration{0, time.Millisecond, window / 3, window / 2, window - time.Millisecond} {
+				x := keyed(t, "clinic", "web", john, first, "", "", window)
+				y := keyed(t, "clinic", "web", john, first.Add(gap), "", "", window)
+				if x.DedupKey != y.DedupKey && x.DedupKeyAlt != y.DedupKeyAlt {
+					t.Fatalf("window %v: deliveries at %v and %v+%v share no key", window, first, first, gap)
+				}
+			}
+			x := keyed(t, "clinic", "web", john, first, "", "", window)
+			y := keyed(t, "clinic", "web", john, first.Add(2*window), "", "", window)
+			if x.DedupKey == y.DedupKey || x.DedupKeyAlt == y.DedupKeyAlt {
+				t.Fatalf("window %v: deliveries two windows apart share a key", window)
+			}
+		}
 	}
 }
 

@@ -39,11 +39,11 @@ type Lead struct {
 	Raw         Raw               `bson:"raw"`
 	Request     Request           `bson:"request"`
 	DedupKey    string            `bson:"dedup_key"`
-	Status      string            `bson:"status"`
-
-	// PreviousDedupKey, when set, is the key the same content had in the previous
-	// duplicate window; a lead stored under it is a duplicate too. Not stored.
-	PreviousDedupKey string `bson:"-"`
+	// DedupKeyAlt is a second de-duplication key, unique like the first: for content keys the
+	// same content on a time grid offset by half its buckets (see SetDedupKey); otherwise
+	// DedupKey again.
+	DedupKeyAlt string `bson:"dedup_key_alt"`
+	Status      string `bson:"status"`
 }
 
 // Integration identifies the LeadIntegration that accepted a lead.

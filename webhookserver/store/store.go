@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/leadhook/leadhook/webhookserver/lead"
 	"github.com/leadhook/leadhook/webhookserver/spool"
 )
 
@@ -179,6 +180,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	defer cancel()
 	if err := createMissingIndexes(ctx, s.leads, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "dedup_key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("dedup_key_unique")},
+		{Keys: bson.D{{Key: "dedup_key_alt", Value: 1}}, Options: options.Index().SetUnique(true).SetName("dedup_key_alt_unique")},
 		{Keys: bson.D{{Key: "integration.namespace", Value: 1}, {Key: "integration.name", Value: 1}, {Key: "received_at", Value: -1}}, Options: options.Index().SetName("integration_received")},
 		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "received_at", Value: -1}}, Options: options.Index().SetName("status_received")},
 		{Keys: bson.D{{Key: "phone.e164", Value: 1}}, Options: options.Index().SetName("phone_e164")},
@@ -223,22 +225,16 @@ func createMissingIndexes(ctx context.Context, coll *mongo.Collection, models []
 
 // FindLead returns the id of the lead stored under a de-duplication key, if any.
 func (s *Store) FindLead(ctx context.Context, dedupKey string) (bson.ObjectID, bool, error) {
-	return s.findByKey(ctx, dedupKey)
-}
-
-func (s *Store) findByKey(ctx context.Context, key string) (bson.ObjectID, bool, error) {
-	var doc struct {
-		ID bson.ObjectID `bson:"_id"`
-	}
-	err := s.leads.FindOne(ctx, bson.D{{Key: "dedup_key", Value: key}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&doc)
+	id := lead.IDForKey(dedupKey)
+	err := s.leads.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return bson.ObjectID{}, false, nil
 	case err != nil:
-		return bson.ObjectID{}, false, fmt.Errorf("looking up lead by dedup key: %w", err)
+		return bson.ObjectID{}, false, fmt.Errorf("looking up lead %s: %w", id.Hex(), err)
 	}
-	return doc.ID, true, nil
+	return id, true, nil
 }
 
 // Close writes (or spools) the leads still queued, stops draining the spool, flushes the

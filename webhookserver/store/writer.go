@@ -46,13 +46,6 @@ type result struct {
 	err error
 }
 
-// spooledLead is what the spool keeps of a lead: the document and the key of its previous
-// duplicate window, which the document does not carry.
-type spooledLead struct {
-	Lead     *lead.Lead `bson:"lead"`
-	Previous string     `bson:"previous_dedup_key,omitempty"`
-}
-
 // InsertLead stores a lead unless one with its de-duplication key (or its previous-window key)
 // exists, in which case it reports the earlier lead as a duplicate. It returns only once the
 // lead is durable: acknowledged by MongoDB with the store's write concern, or fsynced to the
@@ -151,26 +144,6 @@ func (s *Store) writeLeads(ctx context.Context, leads []*lead.Lead) []result {
 	results := make([]result, len(leads))
 	answered := make([]bool, len(leads))
 
-	// A lead whose content was stored in the previous duplicate window is a duplicate.
-	var prev []string
-	for _, l := range leads {
-		if l.PreviousDedupKey != "" {
-			prev = append(prev, l.PreviousDedupKey)
-		}
-	}
-	if len(prev) > 0 {
-		ids, err := s.idsByKey(ctx, prev)
-		if err != nil {
-			s.storeFailed("lookup", err)
-			return s.spoolLeads(leads, err)
-		}
-		for i, l := range leads {
-			if id, ok := ids[l.PreviousDedupKey]; ok && l.PreviousDedupKey != "" {
-				results[i], answered[i] = result{res: InsertResult{ID: id, Duplicate: true}}, true
-			}
-		}
-	}
-
 	var docs []any
 	var index []int // docs[j] is leads[index[j]]
 	for i, l := range leads {
@@ -184,7 +157,7 @@ func (s *Store) writeLeads(ctx context.Context, leads []*lead.Lead) []result {
 	}
 	_, err := s.leads.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	unconfirmed := map[int]bool{} // written perhaps, but not acknowledged as asked
-	var dupIdx []int // refused as duplicates of a stored lead
+	var dupIdx []int              // refused as duplicates of a stored lead
 	var bwe mongo.BulkWriteException
 	switch {
 	case err == nil:
@@ -218,23 +191,8 @@ func (s *Store) writeLeads(ctx context.Context, leads []*lead.Lead) []result {
 			unconfirmed[i] = true
 		}
 	}
-	if len(dupIdx) > 0 {
-		keys := make([]string, len(dupIdx))
-		for j, i := range dupIdx {
-			keys[j] = leads[i].DedupKey
-		}
-		ids, lerr := s.idsByKey(ctx, keys)
-		if lerr != nil {
-			s.storeFailed("lookup", lerr)
-		}
-		for _, i := range dupIdx {
-			if id, ok := ids[leads[i].DedupKey]; ok {
-				results[i], answered[i] = result{res: InsertResult{ID: id, Duplicate: true}}, true
-			} else {
-				// Stored before, but the earlier lead could not be read: the sender retries.
-				results[i], answered[i] = result{err: fmt.Errorf("looking up the earlier lead: %w", errors.Join(lerr, ErrUnavailable))}, true
-			}
-		}
+	for i, r := range s.resolveDuplicates(ctx, leads, dupIdx) {
+		results[i], answered[i] = r, true
 	}
 	var toSpool []*lead.Lead
 	var spoolIdx []int
@@ -276,7 +234,7 @@ func (s *Store) spoolLeads(leads []*lead.Lead, cause error) []result {
 	}
 	records := make([][]byte, len(leads))
 	for i, l := range leads {
-		b, err := bson.Marshal(spooledLead{Lead: l, Previous: l.PreviousDedupKey})
+		b, err := bson.Marshal(l) // the document as it will be stored
 		if err != nil {
 			return fail(fmt.Errorf("encoding lead for the spool: %w", err))
 		}
@@ -297,16 +255,57 @@ func (s *Store) spoolLeads(leads []*lead.Lead, cause error) []result {
 	return results
 }
 
-// idsByKey finds the ids of the leads stored under the given de-duplication keys.
-func (s *Store) idsByKey(ctx context.Context, keys []string) (map[string]bson.ObjectID, error) {
-	cur, err := s.leads.Find(ctx, bson.D{{Key: "dedup_key", Value: bson.D{{Key: "$in", Value: keys}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "dedup_key", Value: 1}}))
+// resolveDuplicates answers the leads (by index) that the unique indexes refused, with the
+// lead each repeats. When the first key matched, that lead's id follows from the key. When
+// only the second did (content repeated across an edge of the first grid), the earlier lead
+// is looked up by it: rare, and slow only on FerretDB.
+func (s *Store) resolveDuplicates(ctx context.Context, leads []*lead.Lead, idx []int) map[int]result {
+	out := make(map[int]result, len(idx))
+	var altKeys []string
+	for _, i := range idx {
+		l := leads[i]
+		if l.DedupKeyAlt == l.DedupKey {
+			out[i] = result{res: InsertResult{ID: l.ID, Duplicate: true}}
+			continue
+		}
+		altKeys = append(altKeys, l.DedupKeyAlt)
+	}
+	if len(altKeys) == 0 {
+		return out
+	}
+	ids, err := s.idsByAltKey(ctx, altKeys)
+	if err != nil {
+		s.storeFailed("lookup", err)
+	}
+	for _, i := range idx {
+		l := leads[i]
+		if _, done := out[i]; done {
+			continue
+		}
+		switch id, ok := ids[l.DedupKeyAlt]; {
+		case ok:
+			out[i] = result{res: InsertResult{ID: id, Duplicate: true}}
+		case err == nil:
+			// Not stored under its second key, so it was its first: the same id.
+			out[i] = result{res: InsertResult{ID: l.ID, Duplicate: true}}
+		default:
+			// A duplicate for sure; which lead it repeats could not be read: the sender retries.
+			out[i] = result{err: fmt.Errorf("looking up the earlier lead: %w", errors.Join(err, ErrUnavailable))}
+		}
+	}
+	return out
+}
+
+// idsByAltKey finds the ids of the leads stored under the given second keys.
+func (s *Store) idsByAltKey(ctx context.Context, keys []string) (map[string]bson.ObjectID, error) {
+	cur, err := s.leads.Find(ctx, bson.D{{Key: "dedup_key_alt", Value: bson.D{{Key: "$in", Value: keys}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "dedup_key_alt", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("looking up leads by dedup key: %w", err)
 	}
 	var docs []struct {
 		ID  bson.ObjectID `bson:"_id"`
-		Key string        `bson:"dedup_key"`
+		Key string        `bson:"dedup_key_alt"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("reading leads by dedup key: %w", err)
@@ -421,36 +420,19 @@ func (s *Store) drainBatch(ctx context.Context, b spool.Batch) error {
 		s.metrics.spoolErrors.Inc()
 		return s.spool.Quarantine(b)
 	}
-	spooled := make([]spooledLead, len(records))
-	var prev []string
+	leads := make([]any, len(records))
 	for i, rec := range records {
-		if err := bson.Unmarshal(rec, &spooled[i]); err != nil || spooled[i].Lead == nil {
+		if err := bson.Raw(rec).Validate(); err != nil {
 			s.log.Error("Quarantined a spool batch with an undecodable lead", "batch", b.Name, "error", err)
 			s.metrics.spoolErrors.Inc()
 			return s.spool.Quarantine(b)
 		}
-		if p := spooled[i].Previous; p != "" {
-			prev = append(prev, p)
-		}
+		leads[i] = bson.Raw(rec)
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.writeTimeout+10*time.Second)
 	defer cancel()
-	var seen map[string]bson.ObjectID
-	if len(prev) > 0 {
-		if seen, err = s.idsByKey(wctx, prev); err != nil {
-			s.storeFailed("drain", err)
-			return err
-		}
-	}
-	var leads []any
-	for _, sl := range spooled {
-		if _, dup := seen[sl.Previous]; sl.Previous != "" && dup {
-			continue
-		}
-		leads = append(leads, sl.Lead)
-	}
-	if len(leads) > 0 {
-		_, err = s.leads.InsertMany(wctx, leads, options.InsertMany().SetOrdered(false))
+	{
+		_, err := s.leads.InsertMany(wctx, leads, options.InsertMany().SetOrdered(false))
 		var bwe mongo.BulkWriteException
 		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
 			refused := 0
