@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"strings"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/leadhook/leadhook/api/v1alpha1"
 	"github.com/leadhook/leadhook/webhookserver/lead"
+	"github.com/leadhook/leadhook/webhookserver/spool"
 	"github.com/leadhook/leadhook/webhookserver/store"
+	"github.com/leadhook/leadhook/webhookserver/store/storetest"
 )
 
 // Row: lead stored (durably) → 200 {"status":true}, and the lead is in the store.
@@ -349,6 +352,62 @@ func TestContractStorageUnavailable(t *testing.T) {
 	r.expect(t, http.StatusServiceUnavailable, false, "Storage unavailable, retry later")
 	if got := r.Header.Get("Retry-After"); got != "30" {
 		t.Errorf("Retry-After = %q, want 30", got)
+	}
+}
+
+// Row: lead stored (durably). With MongoDB down, durable means fsynced to the spool: still
+// exactly 200 with the lead's id, and the lead is in MongoDB once it is back, under that id.
+// With the spool full too, nothing durable took the lead: 503 with Retry-After.
+func TestContractMongoDBDownSpoolTakesTheLead(t *testing.T) {
+	srv := storetest.StartStoppable(t)
+	open := func(maxBytes int64) (*store.Store, *spool.Spool) {
+		sp, err := spool.Open(t.TempDir(), maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "spooled", Spool: sp,
+			WriteTimeout: time.Second, RetryInterval: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close(context.Background()) })
+		return st, sp
+	}
+	st, sp := open(64 << 20)
+	full, _ := open(100) // smaller than any lead
+	e := newEnvWith(t, options{items: defaultIntegrations(), store: st})
+	eFull := newEnvWith(t, options{items: defaultIntegrations(), store: full})
+	srv.Stop()
+
+	id := e.post(genericPath, jsonType, []byte(`{"phone":"+972501234567","client_name":"Spooled"}`)).expectStored(t)
+	if sp.Stats().Records != 1 {
+		t.Fatalf("spool holds %d leads after a 200 with MongoDB down, want 1", sp.Stats().Records)
+	}
+	r := eFull.post(genericPath, jsonType, []byte(`{"phone":"+972501234568"}`))
+	r.expect(t, http.StatusServiceUnavailable, false, "Storage unavailable, retry later")
+	if got := r.Header.Get("Retry-After"); got != "30" {
+		t.Errorf("Retry-After = %q, want 30", got)
+	}
+
+	srv.Start(t)
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var got lead.Lead
+		err := st.Leads().FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&got)
+		if err == nil {
+			if got.ClientName != "Spooled" || sp.Stats().Records != 0 {
+				t.Fatalf("drained lead %+v, spool %+v", got, sp.Stats())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spooled lead %s not in MongoDB a minute after it came back: %v", id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
