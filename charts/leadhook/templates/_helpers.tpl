@@ -71,6 +71,16 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end }}
 
+{{/* A pod spec's placement fields from a component's values (nodeSelector, tolerations, ...). */}}
+{{- define "leadhook.podPlacement" -}}
+{{- range $field := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+{{- with get $ $field }}
+{{ $field }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The image reference: repository, then @digest or :tag (default: appVersion). */}}
 {{- define "leadhook.image" -}}
 {{- if .Values.image.digest }}
