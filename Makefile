@@ -73,7 +73,7 @@ test: manifests generate fmt vet control-plane helm build-installer ## Run the w
 
 .PHONY: test-chart
 test-chart: manifests control-plane helm build-installer ## Run only the chart and install tests (lint, render, apply to a real API server, RBAC).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -count=1 -run '^(TestChart|TestKustomizeInstall|TestDockerfile)' .
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -count=1 -run '^(TestChart|TestKustomizeInstall|TestDocker)' .
 
 ##@ Helm
 
