@@ -17,6 +17,8 @@ KUBECTL ?= $(ENVTEST_ASSETS)/kubectl
 IMG ?= leadhook:dev
 FUZZTIME ?= 15s
 GO_TEST_FLAGS ?= -race -count=1
+# Flags of `make bench` (hack/bench), e.g. BENCH_FLAGS="-duration 5s -concurrency 32".
+BENCH_FLAGS ?=
 
 .PHONY: all
 all: build
@@ -77,6 +79,13 @@ run: build ## Run the server in local mode: embedded store in ./data, config/sam
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
+
+##@ Benchmark
+
+.PHONY: bench
+bench: build ## Load-test bin/leadhook (local mode) against a no-op handler, a naive InsertOne server and the store's batched ceiling (~1.5 min; BENCH_FLAGS).
+	go build -o $(LOCALBIN)/leadhook-bench ./hack/bench
+	$(LOCALBIN)/leadhook-bench -leadhook $(LOCALBIN)/leadhook $(BENCH_FLAGS)
 
 ##@ Tools
 
