@@ -162,18 +162,18 @@ func runDriver(args []string) error {
 	defer stop()
 
 	d := &driver{cfg: cfg, self: self, root: root, gen: newGenerator()}
-	rep := report{cfg: cfg, outcomes: map[string]*outcome{}}
+	rep := report{cfg: cfg, outcomes: map[string]*outcome{}, loadAvg: loadAverage()}
 	for _, name := range allSubjects {
 		if !cfg.subjects[name] {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "running %s ...\n", titles[name])
+		fmt.Fprintf(os.Stderr, "running %s ...\n", cfg.title(name))
 		o, err := d.run(ctx, name)
 		if err != nil {
 			return err
 		}
 		rep.outcomes[name] = &o
-		fmt.Fprintf(os.Stderr, "  %s\n", rowText(name, o))
+		fmt.Fprintf(os.Stderr, "  %s\n", cfg.rowText(name, o))
 	}
 	if o := rep.outcomes[subjLeadhook]; o != nil && o.Rate() > 0 {
 		rep.halfRate = o.Rate() / 2

@@ -13,12 +13,19 @@ import (
 	"time"
 )
 
-// titles name the subjects in the report.
-var titles = map[string]string{
-	subjNoop:     "(1) no-op chi handler",
-	subjNaive:    "(2) naive: InsertOne per request",
-	subjBatched:  "(3) store: InsertMany×100, 1 writer",
-	subjLeadhook: "(4) leadhook server, local mode",
+// title names a subject in the report.
+func (c config) title(name string) string {
+	switch name {
+	case subjNoop:
+		return "(1) no-op chi handler"
+	case subjNaive:
+		return "(2) naive: InsertOne per request"
+	case subjBatched:
+		return fmt.Sprintf("(3) store: InsertMany×%d, 1 writer", c.batch)
+	case subjLeadhook:
+		return "(4) leadhook server, local mode"
+	}
+	return name
 }
 
 // The goals of issue #6 for (4).
@@ -34,6 +41,7 @@ type report struct {
 	outcomes map[string]*outcome
 	halfRate float64  // the open loop's rate, half of (4)'s peak
 	half     *outcome // (4) in the open loop at halfRate
+	loadAvg  string   // the machine's load average when the run started
 }
 
 // write prints the report: machine and parameters, the table, the ratios against the goals.
@@ -42,6 +50,7 @@ func (r report) write(w io.Writer) {
 	p("leadhook bench, %s", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	p("machine: %d cores (%s), %s/%s, %s; leadhook at %s", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), revision())
+	p("load average: %s at the start, %s at the end (other work on the machine takes from every figure)", r.loadAvg, loadAverage())
 	p("load: closed loop, %d keep-alive HTTP/1.1 clients, %v warm-up then %v measured, per subject", r.cfg.concurrency,
 		r.cfg.warmup, r.cfg.duration)
 	p("mix: %s; every delivery unique", mixText())
@@ -50,7 +59,7 @@ func (r report) write(w io.Writer) {
 	p("%-38s %8s %9s %9s %9s  %s", "subject", "leads/s", "p50", "p99", "peak RSS", "errors")
 	for _, name := range allSubjects {
 		if o := r.outcomes[name]; o != nil {
-			p("%s", rowText(name, *o))
+			p("%s", r.cfg.rowText(name, *o))
 		}
 	}
 	if r.outcomes[subjBatched] != nil {
@@ -73,6 +82,9 @@ func (r report) write(w io.Writer) {
 	ratio("(4)/(1)", subjNoop, 0, "of the HTTP ceiling; no goal")
 	ratio("(4)/(2)", subjNaive, goalOfNaive, "5")
 	ratio("(4)/(3)", subjBatched, goalOfStore, "0.90")
+	if b, n := r.outcomes[subjBatched], r.outcomes[subjNaive]; b != nil && n != nil && n.Rate() > 0 {
+		p("(3)/(2) = %5.2f   (the store's own gain from batching: what any server on it can gain over (2))", b.Rate()/n.Rate())
+	}
 	if h := r.half; h != nil {
 		p("(4) at half its peak, open loop at %.0f leads/s for %v: %.0f leads/s, p50 %s, p99 %s (goal p99 < %v)  %s; errors: %s",
 			r.halfRate, r.cfg.duration, h.Rate(), fmtDur(h.P50), fmtDur(h.P99), goalHalfPeakP99,
@@ -106,12 +118,12 @@ func (r report) failedSubjects() []string {
 }
 
 // rowText is a subject's row of the table.
-func rowText(name string, o outcome) string {
+func (c config) rowText(name string, o outcome) string {
 	star := ""
 	if name == subjBatched {
 		star = "*"
 	}
-	return fmt.Sprintf("%-38s %8.0f %9s %9s %5.0f MiB  %s", titles[name], o.Rate(), fmtDur(o.P50)+star, fmtDur(o.P99)+star,
+	return fmt.Sprintf("%-38s %8.0f %9s %9s %5.0f MiB  %s", c.title(name), o.Rate(), fmtDur(o.P50)+star, fmtDur(o.P99)+star,
 		float64(o.PeakRSS)/(1<<20), o.FailureText())
 }
 
@@ -144,6 +156,15 @@ func mixText() string {
 		parts[k] = fmt.Sprintf("1/3 %s (%d B)", k, len(g.make(uint64(k)+1_000_000*uint64(numKinds)).body))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// loadAverage is the machine's load average over the last minute, from /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
 
 // cpuModel is the processor's model name, as /proc/cpuinfo gives it.
