@@ -66,7 +66,7 @@ func main() {
 		return
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "leadhook-bench %s: %v\n", role, err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", strings.TrimSpace("leadhook-bench "+role), err)
 		os.Exit(1)
 	}
 }
@@ -210,10 +210,11 @@ func (d *driver) run(ctx context.Context, name string) (outcome, error) {
 // on a free port and a fresh directory, waits until it is ready, puts the load on it, reads
 // its peak RSS and stops it.
 func (d *driver) runHTTP(ctx context.Context, name string, load func(base string) outcome) (outcome, error) {
-	dir, err := os.MkdirTemp(d.root, name+"-")
+	dir, err := d.subjectDir(name)
 	if err != nil {
-		return outcome{}, fmt.Errorf("creating directory of %s: %w", name, err)
+		return outcome{}, err
 	}
+	defer d.removeDir(dir)
 	addr, err := freeAddr()
 	if err != nil {
 		return outcome{}, err
@@ -262,10 +263,11 @@ func (d *driver) runHTTP(ctx context.Context, name string, load func(base string
 
 // runBatched runs subject (3), which generates its own load and reports its outcome.
 func (d *driver) runBatched(ctx context.Context) (outcome, error) {
-	dir, err := os.MkdirTemp(d.root, subjBatched+"-")
+	dir, err := d.subjectDir(subjBatched)
 	if err != nil {
-		return outcome{}, fmt.Errorf("creating directory of %s: %w", subjBatched, err)
+		return outcome{}, err
 	}
+	defer d.removeDir(dir)
 	var out strings.Builder
 	s, err := startSubject(subjBatched, dir, &out, d.self, subjBatched, "-data-dir", filepath.Join(dir, "data"),
 		"-warmup", d.cfg.warmup.String(), "-duration", d.cfg.duration.String(), "-batch", strconv.Itoa(d.cfg.batch))
@@ -281,4 +283,21 @@ func (d *driver) runBatched(ctx context.Context) (outcome, error) {
 		return outcome{}, s.failed(err)
 	}
 	return o, nil
+}
+
+// subjectDir makes a fresh directory for one subject's run.
+func (d *driver) subjectDir(name string) (string, error) {
+	dir, err := os.MkdirTemp(d.root, name+"-")
+	if err != nil {
+		return "", fmt.Errorf("creating directory of %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// removeDir removes a subject's directory once its run is over (unless -keep), so its files
+// do not weigh on the next subject's disk.
+func (d *driver) removeDir(dir string) {
+	if !d.cfg.keep {
+		_ = os.RemoveAll(dir)
+	}
 }
