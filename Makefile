@@ -24,6 +24,8 @@ IMG ?= leadhook:dev
 CONTAINER_TOOL ?= docker
 FUZZTIME ?= 15s
 GO_TEST_FLAGS ?= -race -count=1
+# Flags of `make bench` (hack/bench), e.g. BENCH_FLAGS="-duration 5s -concurrency 32".
+BENCH_FLAGS ?=
 
 .PHONY: all
 all: build
@@ -127,6 +129,13 @@ build-installer: manifests control-plane ## Render config/default with image IMG
 	printf 'resources:\n- ../../config/default\nimages:\n- name: leadhook\n  newName: %s\n  newTag: %s\n' "$$name" "$$tag" > "$$overlay/kustomization.yaml"; \
 	$(KUBECTL) kustomize "$$overlay" > dist/install.yaml
 	@echo "Wrote dist/install.yaml (image $(IMG))"
+
+##@ Benchmark
+
+.PHONY: bench
+bench: build ## Load-test bin/leadhook (local mode) against a no-op handler, a naive InsertOne server and the store's batched ceiling (~1.5 min; BENCH_FLAGS).
+	go build -o $(LOCALBIN)/leadhook-bench ./hack/bench
+	$(LOCALBIN)/leadhook-bench -leadhook $(LOCALBIN)/leadhook $(BENCH_FLAGS)
 
 ##@ Tools
 
