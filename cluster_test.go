@@ -64,12 +64,19 @@ func startCluster(t *testing.T, withCRD bool) *cluster {
 
 func (c *cluster) kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(c.kubectlBin, append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := c.run("", args...)
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// run runs kubectl with stdin and returns its combined output, failing or not.
+func (c *cluster) run(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(c.kubectlBin, append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // startProcess runs the leadhook binary with args until the test ends.
@@ -228,21 +235,28 @@ func decodeBase64(t *testing.T, s string) []byte {
 
 func applyStdin(t *testing.T, c *cluster, manifest string) {
 	t.Helper()
-	cmd := exec.Command(c.kubectlBin, "--kubeconfig", c.kubeconfig, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(manifest)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := c.run(manifest, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 }
 
-// TestKustomizeInstall renders config/default, has the real API server validate it, applies it
-// and checks each ServiceAccount may do what its role needs and nothing more.
+// TestKustomizeInstall checks dist/install.yaml (make build-installer: config/default rendered
+// into one file) is current, has the real API server validate it, applies it and checks each
+// ServiceAccount may do what its role needs and nothing more.
 func TestKustomizeInstall(t *testing.T) {
 	c := startCluster(t, false) // the install brings the CRD
-	rendered := filepath.Join(t.TempDir(), "install.yaml")
-	if err := os.WriteFile(rendered, []byte(c.kubectl(t, "kustomize", "config/default")), 0o600); err != nil {
-		t.Fatal(err)
+	installer, err := os.ReadFile(filepath.Join("dist", "install.yaml"))
+	if err != nil {
+		t.Fatalf("%v: run `make build-installer` (make test does)", err)
 	}
+	// The installer is config/default as kubectl kustomize renders it, but for the image (IMG).
+	if got, want := withoutImages(string(installer)), withoutImages(c.kubectl(t, "kustomize", "config/default")); got != want {
+		t.Fatalf("dist/install.yaml differs from config/default: run `make build-installer`")
+	}
+	if !strings.Contains(string(installer), "kind: CustomResourceDefinition") || strings.Count(string(installer), "kind: Deployment") != 2 {
+		t.Fatalf("dist/install.yaml lacks the CRD or the two Deployments")
+	}
+	rendered := filepath.Join("dist", "install.yaml")
 	// A server-side dry run cannot create the namespace the other objects go in; make it first.
 	c.kubectl(t, "create", "namespace", "leadhook-system")
 	c.kubectl(t, "apply", "--dry-run=server", "-f", rendered)
@@ -253,43 +267,88 @@ func TestKustomizeInstall(t *testing.T) {
 		c.kubectl(t, "get", "-n", "leadhook-system", obj)
 	}
 	c.kubectl(t, "apply", "-k", "config/samples")
+	checkCanI(t, c, installPermissions("leadhook-system", "leadhook-server", "leadhook-controller", "clinic"))
+}
 
-	const server = "system:serviceaccount:leadhook-system:leadhook-server"
-	const controller = "system:serviceaccount:leadhook-system:leadhook-controller"
-	cases := []struct {
-		as, verb, resource, namespace string
-		want                          bool
-	}{
-		{server, "list", "leadintegrations.leadhook.io", "clinic", true},
-		{server, "watch", "leadintegrations.leadhook.io", "clinic", true},
-		{server, "watch", "secrets", "clinic", true},
-		{server, "update", "leadintegrations.leadhook.io", "clinic", false},
-		{server, "patch", "leadintegrations.leadhook.io/status", "clinic", false},
-		{server, "delete", "leadintegrations.leadhook.io", "clinic", false},
-		{server, "create", "secrets", "clinic", false},
-		{server, "update", "secrets", "clinic", false},
-		{server, "create", "leases.coordination.k8s.io", "leadhook-system", false},
-		{controller, "patch", "leadintegrations.leadhook.io/status", "clinic", true},
-		{controller, "create", "secrets", "clinic", true},
-		{controller, "create", "events.events.k8s.io", "clinic", true},
-		{controller, "update", "leases.coordination.k8s.io", "leadhook-system", true},
-		{controller, "update", "leadintegrations.leadhook.io", "clinic", false},
-		{controller, "update", "secrets", "clinic", false},
-		{controller, "delete", "secrets", "clinic", false},
-		{controller, "update", "leases.coordination.k8s.io", "clinic", false},
+// withoutImages drops the image lines of a manifest, the one thing IMG changes.
+func withoutImages(manifest string) string {
+	var keep []string
+	for _, line := range strings.Split(manifest, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "image: ") {
+			keep = append(keep, line)
+		}
 	}
+	return strings.Join(keep, "\n")
+}
+
+// canI is one `kubectl auth can-i` question and the answer least privilege demands.
+type canI struct {
+	as, verb, resource, namespace string
+	want                          bool
+}
+
+// installPermissions is what an install (kustomize or Helm) must grant, and must not: the
+// server only reads LeadIntegrations and Secrets; the controller writes status, creates
+// Secrets and Events, and elects a leader in its own namespace, and may change nothing else.
+func installPermissions(namespace, serverSA, controllerSA, integrations string) []canI {
+	server := "system:serviceaccount:" + namespace + ":" + serverSA
+	controller := "system:serviceaccount:" + namespace + ":" + controllerSA
+	return []canI{
+		{server, "get", "leadintegrations.leadhook.io", integrations, true},
+		{server, "list", "leadintegrations.leadhook.io", integrations, true},
+		{server, "watch", "leadintegrations.leadhook.io", integrations, true},
+		{server, "list", "secrets", integrations, true},
+		{server, "watch", "secrets", integrations, true},
+		{server, "create", "leadintegrations.leadhook.io", integrations, false},
+		{server, "update", "leadintegrations.leadhook.io", integrations, false},
+		{server, "patch", "leadintegrations.leadhook.io/status", integrations, false},
+		{server, "update", "leadintegrations.leadhook.io/status", integrations, false},
+		{server, "delete", "leadintegrations.leadhook.io", integrations, false},
+		{server, "create", "secrets", integrations, false},
+		{server, "update", "secrets", integrations, false},
+		{server, "delete", "secrets", integrations, false},
+		{server, "create", "events.events.k8s.io", integrations, false},
+		{server, "create", "leases.coordination.k8s.io", namespace, false},
+		{server, "list", "configmaps", namespace, false},
+		{controller, "list", "leadintegrations.leadhook.io", integrations, true},
+		{controller, "watch", "leadintegrations.leadhook.io", integrations, true},
+		{controller, "patch", "leadintegrations.leadhook.io/status", integrations, true},
+		{controller, "update", "leadintegrations.leadhook.io/status", integrations, true},
+		{controller, "create", "secrets", integrations, true},
+		{controller, "create", "events.events.k8s.io", integrations, true},
+		{controller, "update", "leases.coordination.k8s.io", namespace, true},
+		{controller, "create", "leases.coordination.k8s.io", namespace, true},
+		{controller, "create", "events", namespace, true}, // leader election's core/v1 Events
+		{controller, "update", "leadintegrations.leadhook.io", integrations, false},
+		{controller, "delete", "leadintegrations.leadhook.io", integrations, false},
+		{controller, "update", "secrets", integrations, false},
+		{controller, "delete", "secrets", integrations, false},
+		{controller, "update", "leases.coordination.k8s.io", integrations, false},
+		{controller, "create", "pods", namespace, false},
+	}
+}
+
+// checkCanI asks the API server each question as the ServiceAccount.
+func checkCanI(t *testing.T, c *cluster, cases []canI) {
+	t.Helper()
 	for _, tc := range cases {
-		args := []string{"--kubeconfig", c.kubeconfig, "auth", "can-i", "--as", tc.as, "-n", tc.namespace, tc.verb}
+		args := []string{"auth", "can-i", "--as", tc.as}
+		if tc.namespace == "" {
+			args = append(args, "--all-namespaces")
+		} else {
+			args = append(args, "-n", tc.namespace)
+		}
+		args = append(args, tc.verb)
 		if res, sub, ok := strings.Cut(tc.resource, "/"); ok {
 			args = append(args, res, "--subresource", sub)
 		} else {
 			args = append(args, tc.resource)
 		}
-		cmd := exec.Command(c.kubectlBin, args...)
-		out, _ := cmd.CombinedOutput() // exit 1 means "no"
-		got := strings.TrimSpace(string(out)) == "yes"
+		out, _ := c.run("", args...) // exit 1 means "no"
+		got := strings.TrimSpace(out) == "yes"
 		if got != tc.want {
-			t.Errorf("%s can %s %s in %s: %v (%s), want %v", tc.as[strings.LastIndex(tc.as, ":")+1:], tc.verb, tc.resource, tc.namespace, got, strings.TrimSpace(string(out)), tc.want)
+			t.Errorf("%s can %s %s in %q: %v (%s), want %v", tc.as[strings.LastIndex(tc.as, ":")+1:], tc.verb, tc.resource,
+				tc.namespace, got, strings.TrimSpace(out), tc.want)
 		}
 	}
 }
