@@ -63,47 +63,27 @@ func (s *Store) RecordIntake(e *IntakeEntry) {
 	}
 }
 
-// writeIntake writes queued entries in batches until Close, then flushes what is queued.
-func (s *Store) writeIntake() {
-	defer s.wg.Done()
-	const maxBatch = 256
-	batch := make([]any, 0, maxBatch)
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := s.intake.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false)); err != nil {
-			s.log.Error("Could not write intake log", "entries", len(batch), "error", err)
-		}
-		batch = batch[:0]
+// maxIntakeBatch bounds how many intake entries are written together.
+const maxIntakeBatch = 256
+
+// writeIntake writes a batch of intake entries. It runs on the group-commit writer, between
+// batches of leads, so the two never contend for the store (SQLite, under FerretDB, makes a
+// second writer wait and retry). While MongoDB is failing the entries are dropped and
+// counted rather than holding up the leads behind them.
+func (s *Store) writeIntake(batch []any) {
+	if len(batch) == 0 {
+		return
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case e := <-s.intakeQueue:
-			batch = append(batch, e)
-			if len(batch) == maxBatch {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		case <-s.stop:
-			for {
-				select {
-				case e := <-s.intakeQueue:
-					batch = append(batch, e)
-					if len(batch) == maxBatch {
-						flush()
-					}
-				default:
-					flush()
-					return
-				}
-			}
-		}
+	if s.down.Load() {
+		s.IntakeDropped.Add(int64(len(batch)))
+		s.log.Warn("Dropped intake log entries while MongoDB is not taking writes", "entries", len(batch))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout)
+	defer cancel()
+	if _, err := s.intake.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false)); err != nil {
+		s.IntakeDropped.Add(int64(len(batch)))
+		s.storeFailed("intake", err)
 	}
 }
 

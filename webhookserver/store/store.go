@@ -156,8 +156,6 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	if s.spool != nil && s.spool.Stats().Batches > 0 {
 		s.kickDrainer() // what an earlier run spooled goes in first thing
 	}
-	s.wg.Add(1)
-	go s.writeIntake()
 	if opt.IntakeRetention > 0 {
 		s.wg.Add(1)
 		go s.sweepIntake(opt.IntakeRetention)

@@ -76,15 +76,43 @@ func (s *Store) InsertLead(ctx context.Context, l *lead.Lead) (InsertResult, err
 	}
 }
 
-// runWriter is the group-commit loop. Once Close has stopped new leads from coming, it
-// writes what is still queued and returns.
+// runWriter is the group-commit loop; it also writes the intake log, between batches of leads
+// (every 200ms, or as soon as a batch of entries is full). Once Close has stopped new leads
+// from coming, it writes what is still queued and returns.
 func (s *Store) runWriter() {
 	batch := make([]*pending, 0, s.maxBatch)
+	intake := make([]any, 0, maxIntakeBatch)
+	flushIntake := func() {
+		s.writeIntake(intake)
+		clear(intake)
+		intake = intake[:0]
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case p := <-s.queue:
 			batch = append(batch, p)
+		gather:
+			for len(batch) < s.maxBatch {
+				select {
+				case p := <-s.queue:
+					batch = append(batch, p)
+				default:
+					break gather
+				}
+			}
+			s.commit(batch)
+			clear(batch)
+			batch = batch[:0]
+		case e := <-s.intakeQueue:
+			if intake = append(intake, e); len(intake) == maxIntakeBatch {
+				flushIntake()
+			}
+		case <-tick.C:
+			flushIntake()
 		case <-s.stopWriter:
+		leads:
 			for {
 				select {
 				case p := <-s.queue:
@@ -93,25 +121,26 @@ func (s *Store) runWriter() {
 						batch = batch[:0]
 					}
 				default:
-					if len(batch) > 0 {
-						s.commit(batch)
-					}
-					return
+					break leads
 				}
 			}
-		}
-	gather:
-		for len(batch) < s.maxBatch {
-			select {
-			case p := <-s.queue:
-				batch = append(batch, p)
-			default:
-				break gather
+			if len(batch) > 0 {
+				s.commit(batch)
 			}
+		entries:
+			for {
+				select {
+				case e := <-s.intakeQueue:
+					if intake = append(intake, e); len(intake) == maxIntakeBatch {
+						flushIntake()
+					}
+				default:
+					break entries
+				}
+			}
+			flushIntake()
+			return
 		}
-		s.commit(batch)
-		clear(batch)
-		batch = batch[:0]
 	}
 }
 
