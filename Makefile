@@ -77,16 +77,6 @@ test: manifests generate fmt vet control-plane helm build-installer ## Run the w
 test-chart: manifests control-plane helm build-installer ## Run only the chart and install tests (lint, render, apply to a real API server, RBAC).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -count=1 -run '^(TestChart|TestKustomizeInstall|TestDocker)' .
 
-##@ Helm
-
-.PHONY: helm-lint
-helm-lint: helm ## helm lint --strict the chart with every value set in charts/leadhook/ci.
-	@for f in $(CHART_DIR)/ci/*-values.yaml; do echo "== $$f"; $(HELM) lint --strict $(CHART_DIR) -f $$f; done
-
-.PHONY: helm-template
-helm-template: helm ## Render the chart with HELM_VALUES (default: charts/leadhook/ci/default-values.yaml).
-	$(HELM) template leadhook $(CHART_DIR) --namespace leadhook-system -f $(HELM_VALUES)
-
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (new findings land in testdata/fuzz).
 	@for pkg in $$(go list ./...); do \
@@ -99,6 +89,16 @@ fuzz: ## Run every fuzz target for FUZZTIME each (new findings land in testdata/
 .PHONY: tidy
 tidy: ## Run go mod tidy.
 	go mod tidy
+
+##@ Helm
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict the chart with every value set in charts/leadhook/ci.
+	@for f in $(CHART_DIR)/ci/*-values.yaml; do echo "== $$f"; $(HELM) lint --strict $(CHART_DIR) -f $$f; done
+
+.PHONY: helm-template
+helm-template: helm ## Render the chart with HELM_VALUES (default: charts/leadhook/ci/default-values.yaml).
+	$(HELM) template leadhook $(CHART_DIR) --namespace leadhook-system -f $(HELM_VALUES)
 
 ##@ Build
 
@@ -143,7 +143,7 @@ $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
 .PHONY: control-plane
-control-plane: ## Build kube-apiserver, kube-controller-manager (its garbage collector), etcd and kubectl into bin/k8s (cold: ~10-15 min; then cached).
+control-plane: ## Build kube-apiserver, kube-controller-manager (its garbage collector), etcd and kubectl into bin/k8s (cold: ~10-16 min on 2 cores; then cached).
 	K8S_VERSION=$(K8S_VERSION) hack/build-control-plane.sh $(ENVTEST_ASSETS)
 
 .PHONY: controller-gen

@@ -175,7 +175,11 @@ var chartCases = []chartCase{
 			t.Errorf("server replicas %v, strategy %s: want 2, RollingUpdate", d.Spec.Replicas, d.Spec.Strategy.Type)
 		}
 		wantMongoSecret(t, c, "leadhook-mongodb", "uri")
-		wantArgs(t, c, "--mongo-database=leadhook", "--metrics-listen=:9090", "--shutdown-timeout=25s")
+		wantArgs(t, c, "--mongo-database=leadhook", "--metrics-listen=:9090", "--shutdown-timeout=25s",
+			"--spool-dir=/var/lib/leadhook/spool", "--spool-max-bytes=268435456")
+		wantMount(t, d, "/var/lib/leadhook/spool", func(v corev1.Volume) bool {
+			return v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil && v.EmptyDir.SizeLimit.String() == "512Mi"
+		})
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != 40 {
 			t.Errorf("server terminationGracePeriodSeconds %v, want 5 (preStop) + 25 (drain) + 10", g)
 		}
@@ -226,7 +230,13 @@ var chartCases = []chartCase{
 		if *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 			t.Errorf("server replicas %d, strategy %s: want 1, Recreate", *d.Spec.Replicas, d.Spec.Strategy.Type)
 		}
-		wantArgs(t, c, "--mongo-uri=", "--data-dir=/var/lib/leadhook/data", "--embedded-mongo-listen=")
+		// The spool is DATA_DIR/spool, on the claim: no volume of its own.
+		wantArgs(t, c, "--mongo-uri=", "--data-dir=/var/lib/leadhook/data", "--embedded-mongo-listen=", "--spool-max-bytes=268435456")
+		for _, a := range c.Args {
+			if strings.HasPrefix(a, "--spool-dir") {
+				t.Errorf("embedded store, yet the spool is elsewhere than on its claim: %s", a)
+			}
+		}
 		for _, e := range c.Env {
 			if e.Name == "LEADHOOK_MONGO_URI" {
 				t.Errorf("embedded store, yet LEADHOOK_MONGO_URI is set: %+v", e)
@@ -383,7 +393,7 @@ func checkPods(t *testing.T, r rendering) {
 	if sc.Args[0] != "server" {
 		t.Fatalf("server args %v, want server first", sc.Args)
 	}
-	o, err := parseServerFlags(acceptedServerArgs(t, sc.Args[1:]))
+	o, err := parseServerFlags(sc.Args[1:])
 	if err != nil {
 		t.Errorf("leadhook server refuses the chart's flags %v: %v", sc.Args, err)
 		return
@@ -398,25 +408,6 @@ func checkPods(t *testing.T, r rendering) {
 	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g <= stop {
 		t.Errorf("server terminationGracePeriodSeconds %v, want more than preStop + --shutdown-timeout = %ds", g, stop)
 	}
-}
-
-// pendingServerFlags are flags the chart passes (webhookServer.spool) that `leadhook server`
-// gains with the durable spool (issue 6). While the binary lacks them they are left out of the
-// check; once it has them they are checked like every other flag.
-var pendingServerFlags = []string{"--spool-dir", "--spool-max-bytes"}
-
-func acceptedServerArgs(t *testing.T, args []string) []string {
-	t.Helper()
-	help, _ := exec.Command(binary, "server", "--help").CombinedOutput()
-	return slices.DeleteFunc(slices.Clone(args), func(a string) bool {
-		for _, p := range pendingServerFlags {
-			if strings.HasPrefix(a, p+"=") && !bytes.Contains(help, []byte("  -"+strings.TrimPrefix(p, "--")+" ")) {
-				t.Logf("leadhook server has no %s yet (issue 6): not checked", p)
-				return true
-			}
-		}
-		return false
-	})
 }
 
 func wantArgs(t *testing.T, c *corev1.Container, want ...string) {
