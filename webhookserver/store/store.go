@@ -176,8 +176,8 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// dedup_key needs no index: _id is derived from it, so the primary key keeps it unique.
 	if err := createMissingIndexes(ctx, s.leads, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "dedup_key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("dedup_key_unique")},
 		{Keys: bson.D{{Key: "dedup_key_alt", Value: 1}}, Options: options.Index().SetUnique(true).SetName("dedup_key_alt_unique")},
 		{Keys: bson.D{{Key: "integration.namespace", Value: 1}, {Key: "integration.name", Value: 1}, {Key: "received_at", Value: -1}}, Options: options.Index().SetName("integration_received")},
 		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "received_at", Value: -1}}, Options: options.Index().SetName("status_received")},

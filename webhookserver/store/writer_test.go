@@ -258,10 +258,10 @@ func TestOpenWhileMongoDBIsDown(t *testing.T) {
 	}
 	found := false
 	for _, s := range specs {
-		found = found || (s.Name == "dedup_key_unique" && s.Unique != nil && *s.Unique)
+		found = found || (s.Name == "dedup_key_alt_unique" && s.Unique != nil && *s.Unique)
 	}
 	if !found {
-		t.Fatal("the unique de-duplication index was not created after MongoDB came back")
+		t.Fatal("the unique index on the second de-duplication key was not created after MongoDB came back")
 	}
 }
 
