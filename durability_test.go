@@ -30,8 +30,8 @@ type loadResult struct {
 	mu      sync.Mutex
 	acked   map[string]string // phone -> lead_id
 	sent    atomic.Int64
-	refused atomic.Int64 // answers other than 200
-	fails   atomic.Int64 // transport errors (the server gone), the load's own end excluded
+	refused atomic.Int64  // answers other than 200
+	fails   atomic.Int64  // transport errors (the server gone), the load's own end excluded
 	done    chan struct{} // closed when every sender has stopped
 }
 
