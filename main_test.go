@@ -98,11 +98,26 @@ func startServer(t *testing.T, integrations, dataDir, listen, mongoListen string
 				return s
 			}
 		}
+		if exited(s.cmd.Process.Pid) {
+			_ = s.cmd.Wait()
+			t.Fatalf("server exited before it was ready: %v", s.cmd.ProcessState)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server not ready after 60s: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// exited reports whether a child process has ended (it is a zombie, or gone).
+func exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: comm may hold spaces, so read the state after the last ")".
+	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+	return len(bytes.TrimSpace(rest)) > 0 && bytes.TrimSpace(rest)[0] == 'Z'
 }
 
 func (s *server) httpClient() *http.Client {
