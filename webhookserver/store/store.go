@@ -235,8 +235,9 @@ func (s *Store) FindLead(ctx context.Context, dedupKey string) (bson.ObjectID, b
 	return id, true, nil
 }
 
-// Close writes (or spools) the leads still queued, stops draining the spool, flushes the
-// intake log and disconnects. Later calls do nothing.
+// Close writes (or spools) the leads still queued and the intake log, stops the drainer,
+// makes one last bounded attempt to drain the spool into MongoDB, and disconnects. Later
+// calls do nothing.
 func (s *Store) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -248,6 +249,7 @@ func (s *Store) Close(ctx context.Context) error {
 		close(s.stopDrainer)
 		close(s.stop)
 		s.wg.Wait()
+		s.finalDrain(s.writeTimeout + 2*time.Second)
 		if err = s.client.Disconnect(ctx); err != nil {
 			err = fmt.Errorf("disconnecting from MongoDB: %w", err)
 		}

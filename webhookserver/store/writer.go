@@ -399,25 +399,44 @@ func (s *Store) runDrainer() {
 		if s.spool == nil || (s.spool.Stats().Batches == 0 && !s.down.Load()) {
 			continue
 		}
-		if err := s.drain(); err != nil {
+		if err := s.drainUntilStopped(); err != nil {
 			s.setDown(true)
 			s.log.Warn("Could not drain the spool yet", "error", err, "spooled_leads", s.spool.Stats().Records)
 		}
 	}
 }
 
-// drain checks MongoDB answers, then writes every spooled batch to it, oldest first, removing
-// each batch once MongoDB has acknowledged all of it.
-func (s *Store) drain() error {
+// drainUntilStopped drains the spool, interrupted by Close; an interrupted batch stays
+// spooled, and replaying it later is harmless.
+func (s *Store) drainUntilStopped() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
 		case <-s.stopDrainer:
-			cancel() // an interrupted batch stays spooled; replaying it later is harmless
+			cancel()
 		case <-ctx.Done():
 		}
 	}()
+	return s.drain(ctx)
+}
+
+// finalDrain is Close's last attempt to empty the spool, so that a pod whose spool lives and
+// dies with it (an emptyDir) leaves nothing behind when MongoDB answers.
+func (s *Store) finalDrain(within time.Duration) {
+	if s.spool == nil || s.spool.Stats().Batches == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := s.drain(ctx); err != nil {
+		s.log.Warn("Leads stay in the spool for the next start", "leads", s.spool.Stats().Records, "error", err)
+	}
+}
+
+// drain checks MongoDB answers, then writes every spooled batch to it, oldest first, removing
+// each batch once MongoDB has acknowledged all of it.
+func (s *Store) drain(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
 		return err
 	}

@@ -297,3 +297,45 @@ func TestNextRunDrainsTheSpool(t *testing.T) {
 		}
 	}
 }
+
+// Close empties the spool when MongoDB answers, so a pod whose spool goes with it (an
+// emptyDir) leaves nothing behind. The drainer never runs here: only Close can drain.
+func TestCloseDrainsTheSpoolWhenMongoDBAnswers(t *testing.T) {
+	t.Parallel()
+	srv := storetest.StartStoppable(t)
+	sp, err := spool.Open(t.TempDir(), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "closedrain", Spool: sp,
+		WriteTimeout: time.Second, RetryInterval: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	leads := []*lead.Lead{deliveryLead(t, 1, "a"), deliveryLead(t, 2, "b")}
+	if _, errs := insertAll(t, st, leads); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	if sp.Stats().Records != 2 {
+		t.Fatalf("spool holds %d leads, want 2", sp.Stats().Records)
+	}
+	srv.Start(t)
+	if err := st.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.Stats().Records; got != 0 {
+		t.Fatalf("after Close with MongoDB back, the spool still holds %d leads", got)
+	}
+	check, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "closedrain",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close(context.Background())
+	for _, l := range leads {
+		if got := countLeads(t, check, bson.D{{Key: "_id", Value: l.ID}}); got != 1 {
+			t.Fatalf("lead %s stored %d times after Close drained the spool", l.ID.Hex(), got)
+		}
+	}
+}
