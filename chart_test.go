@@ -512,6 +512,10 @@ func TestChartRefuses(t *testing.T) {
 		{"TLS without a Secret", []string{"-f", def, "--set", "webhookServer.tls.enabled=true"}, "webhookServer.tls.enabled needs webhookServer.tls.secretName"},
 		{"one spool claim for many replicas", []string{"-f", def, "--set", "webhookServer.spool.enabled=true",
 			"--set", "webhookServer.spool.volume.persistentVolumeClaim.claimName=spool"}, "each webhook-server replica needs a spool of its own"},
+		{"a spool larger than its emptyDir", []string{"-f", def, "--set", "webhookServer.spool.maxBytes=1073741824"},
+			"webhookServer.spool.maxBytes (1073741824) must not exceed webhookServer.spool.sizeLimit (512Mi)"},
+		{"a spool larger than a decimal sizeLimit", []string{"-f", def, "--set", "webhookServer.spool.sizeLimit=200M"},
+			"webhookServer.spool.maxBytes (268435456) must not exceed webhookServer.spool.sizeLimit (200M)"},
 		{"an integration the server would not watch", []string{"-f", def, "--set", "webhookServer.watchNamespaces={clinic}"},
 			"integration website is in namespace lh-refused, which webhookServer.watchNamespaces (clinic) leaves out"},
 	}

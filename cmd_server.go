@@ -99,7 +99,9 @@ Durability: a lead is answered 200 only once MongoDB has acknowledged it with
 within --store-write-timeout, once it is fsynced to the spool in --spool-dir. Concurrent
 leads are written together (group commit, up to --store-batch-size). The spool is replayed
 into MongoDB as soon as it answers again, and on the next start; a full spool (over
---spool-max-bytes) means 503 with Retry-After.
+--spool-max-bytes) means 503 with Retry-After. The server starts while MongoDB is down;
+without a spool (--spool-max-bytes 0) it is then not ready and answers leads 503 at once
+until MongoDB answers its once-a-second probe.
 
 HTTPS: with --tls-cert-file and --tls-key-file (both or neither) the server speaks TLS 1.2+
 and re-reads the files within seconds of a change (cert-manager rotations need no restart),

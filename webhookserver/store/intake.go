@@ -75,16 +75,30 @@ func (s *Store) writeIntake(batch []any) {
 		return
 	}
 	if s.down.Load() {
-		s.IntakeDropped.Add(int64(len(batch)))
-		s.log.Warn("Dropped intake log entries while MongoDB is not taking writes", "entries", len(batch))
+		s.dropIntake(len(batch))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout)
 	defer cancel()
 	if _, err := s.intake.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false)); err != nil {
-		s.IntakeDropped.Add(int64(len(batch)))
+		s.dropIntake(len(batch))
 		s.storeFailed("intake", err)
+		return
 	}
+	if s.intakeDropRun > 0 {
+		s.log.Warn("Intake log entries were dropped while MongoDB was not taking them", "entries", s.intakeDropRun)
+		s.intakeDropRun = 0
+	}
+}
+
+// dropIntake counts dropped intake entries, logging once per outage rather than per batch;
+// writeIntake logs the total when MongoDB takes entries again.
+func (s *Store) dropIntake(n int) {
+	s.IntakeDropped.Add(int64(n))
+	if s.intakeDropRun == 0 {
+		s.log.Warn("Dropping intake log entries until MongoDB takes them again (leads are not affected); counted in leadhook_intake_log_dropped_total")
+	}
+	s.intakeDropRun += int64(n)
 }
 
 // SweepIntake deletes intake entries received before the given time (FerretDB has no TTL

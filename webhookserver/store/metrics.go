@@ -35,7 +35,7 @@ func newStoreMetrics(s *Store) *storeMetrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadhook_store_errors_total",
-			Help: "Failed MongoDB operations, by operation (insert, lookup, drain).",
+			Help: "Failed MongoDB operations, by operation (insert, lookup, drain, intake).",
 		}, []string{"op"}),
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leadhook_store_up",
@@ -59,6 +59,9 @@ func newStoreMetrics(s *Store) *storeMetrics {
 		}, func() float64 { return float64(s.IntakeDropped.Load()) }),
 	}
 	m.up.Set(1)
+	for _, op := range []string{"insert", "lookup", "drain", "intake"} {
+		m.storeErrors.WithLabelValues(op) // exported as 0 from the start, so rate() and alerts see it
+	}
 	stats := func(f func(spool.Stats) float64) func() float64 {
 		return func() float64 {
 			if s.spool == nil {

@@ -43,7 +43,8 @@ type Options struct {
 	// Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// Spool, when set, takes the leads MongoDB does not acknowledge, and is drained into
-	// MongoDB when it answers again. Without it such leads fail with ErrUnavailable.
+	// MongoDB when it answers again. Without it such leads fail with ErrUnavailable, and
+	// while MongoDB is known to be failing new leads fail at once rather than wait.
 	Spool *spool.Spool
 	// RetryInterval is how often a failing MongoDB is probed and the spool drained; default
 	// DefaultRetryInterval.
@@ -75,6 +76,7 @@ type Store struct {
 	down          atomic.Bool // MongoDB failed: new batches go straight to the spool
 	indexesDue    atomic.Bool // started while MongoDB was down: indexes not yet created
 	spoolRefused  atomic.Bool // the spool was full when last offered a batch
+	intakeDropRun int64       // intake entries dropped since MongoDB last took them (writer only)
 	spool         *spool.Spool
 	maxBatch      int
 	writeTimeout  time.Duration
@@ -91,9 +93,10 @@ type InsertResult struct {
 	Spooled bool
 }
 
-// Open connects, checks the server answers and creates the indexes. With a spool, a server
-// that does not answer is no error: leads go to the spool, and the indexes are created
-// before the spool drains into MongoDB once it answers.
+// Open connects, checks the server answers and creates the indexes. A server that does not
+// answer is no error: leads go to the spool (or, without one, fail with ErrUnavailable at
+// once) while it is probed every RetryInterval, and the indexes are created as soon as it
+// answers, before any lead is written to it.
 func Open(ctx context.Context, opt Options) (*Store, error) {
 	if opt.Database == "" {
 		opt.Database = "leadhook"
@@ -138,14 +141,8 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		err = s.ensureIndexes(ctx)
 	}
 	if err != nil {
-		if s.spool == nil {
-			_ = client.Disconnect(context.Background())
-			return nil, err
-		}
-		s.log.Warn("MongoDB is not answering; leads go to the spool until it does", "error", err)
 		s.indexesDue.Store(true)
-		s.down.Store(true)
-		s.metrics.up.Set(0)
+		s.setDown(true, err)
 	}
 	go func() {
 		defer close(s.writerDone)

@@ -155,10 +155,17 @@ func (s *Store) commit(batch []*pending) {
 		leads[i] = p.lead
 	}
 	var results []result
-	if s.down.Load() && s.spool != nil {
+	switch {
+	case s.down.Load() && s.spool != nil:
 		// MongoDB failed a moment ago: do not make these senders wait for another timeout.
 		results = s.spoolLeads(leads, nil)
-	} else {
+	case s.down.Load():
+		// No spool to take them: answer 503 now; the drainer probes MongoDB meanwhile.
+		results = make([]result, len(leads))
+		for i := range results {
+			results[i] = result{err: fmt.Errorf("%w: MongoDB is not taking writes and there is no spool", ErrUnavailable)}
+		}
+	default:
 		ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout)
 		results = s.writeLeads(ctx, leads)
 		cancel()
@@ -241,7 +248,7 @@ func (s *Store) writeLeads(ctx context.Context, leads []*lead.Lead) []result {
 		}
 	}
 	if err == nil {
-		s.setDown(false)
+		s.setDown(false, nil)
 	}
 	return results
 }
@@ -256,7 +263,7 @@ func (s *Store) spoolLeads(leads []*lead.Lead, cause error) []result {
 		return results
 	}
 	if cause != nil {
-		s.setDown(true)
+		s.setDown(true, cause)
 	}
 	if s.spool == nil {
 		return fail(fmt.Errorf("%w: %w", ErrUnavailable, cause))
@@ -357,13 +364,17 @@ func (s *Store) storeFailed(op string, err error) {
 	s.log.Warn("MongoDB operation failed", "op", op, "error", err)
 }
 
-// setDown records whether MongoDB is failing, which sends new batches straight to the spool.
-func (s *Store) setDown(down bool) {
+// setDown records whether MongoDB is failing (cause says why), which sends new batches
+// straight to the spool, or without one fails them at once.
+func (s *Store) setDown(down bool, cause error) {
 	if s.down.Swap(down) != down {
-		if down {
-			s.log.Warn("MongoDB is not taking writes; leads go to the spool until it does")
-		} else {
+		switch {
+		case !down:
 			s.log.Info("MongoDB is taking writes again")
+		case s.spool != nil:
+			s.log.Warn("MongoDB is not taking writes; leads go to the spool until it does", "error", cause)
+		default:
+			s.log.Error("MongoDB is not taking writes and there is no spool; leads are answered 503 until it does", "error", cause)
 		}
 	}
 	if down {
@@ -381,7 +392,8 @@ func (s *Store) kickDrainer() {
 }
 
 // runDrainer replays the spool into MongoDB: at once when kicked, and every retry interval
-// while anything is spooled or MongoDB is failing.
+// while anything is spooled or MongoDB is failing (without a spool it only probes MongoDB,
+// so that leads are taken again once it answers).
 func (s *Store) runDrainer() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.retryInterval)
@@ -396,12 +408,14 @@ func (s *Store) runDrainer() {
 				continue // the ticker probes a failing MongoDB; do not hammer it
 			}
 		}
-		if s.spool == nil || (s.spool.Stats().Batches == 0 && !s.down.Load()) {
+		if !s.down.Load() && (s.spool == nil || s.spool.Stats().Batches == 0) {
 			continue
 		}
 		if err := s.drainUntilStopped(); err != nil {
-			s.setDown(true)
-			s.log.Warn("Could not drain the spool yet", "error", err, "spooled_leads", s.spool.Stats().Records)
+			s.setDown(true, err)
+			if s.spool != nil {
+				s.log.Debug("Could not drain the spool yet", "error", err, "spooled_leads", s.spool.Stats().Records)
+			}
 		}
 	}
 }
@@ -434,7 +448,8 @@ func (s *Store) finalDrain(within time.Duration) {
 	}
 }
 
-// drain checks MongoDB answers, then writes every spooled batch to it, oldest first, removing
+// drain checks MongoDB answers (creating the indexes if Open could not), then writes every
+// spooled batch to it, oldest first, removing
 // each batch once MongoDB has acknowledged all of it.
 func (s *Store) drain(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
@@ -446,7 +461,10 @@ func (s *Store) drain(ctx context.Context) error {
 		}
 		s.indexesDue.Store(false)
 	}
-	s.setDown(false)
+	s.setDown(false, nil)
+	if s.spool == nil {
+		return nil
+	}
 	for _, b := range s.spool.Batches() {
 		if ctx.Err() != nil {
 			return nil

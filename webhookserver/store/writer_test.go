@@ -1,11 +1,13 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,122 +222,140 @@ func TestFullSpoolRefusesAndIsNotReady(t *testing.T) {
 	}
 }
 
+// Without a spool a lead MongoDB does not take fails; once MongoDB is known to be failing the
+// next ones fail at once (the sender gets its 503 now, not after another write timeout),
+// intake entries are dropped with one warning, not one per batch, and the store is taken
+// again when MongoDB answers.
 func TestWithoutSpoolAnUnacknowledgedLeadFails(t *testing.T) {
 	t.Parallel()
 	srv := storetest.StartStoppable(t)
-	st := openWithSpool(t, srv.URI, nil)
+	logs := &syncBuffer{}
+	st, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "nospool",
+		WriteTimeout: time.Minute, RetryInterval: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	srv.Stop()
 	_, errs := insertAll(t, st, []*lead.Lead{deliveryLead(t, 1, "x")})
 	if !errors.Is(errs[0], store.ErrUnavailable) {
 		t.Fatalf("insert with MongoDB down and no spool: %v, want ErrUnavailable", errs[0])
 	}
-}
-
-// A server started while MongoDB is down takes leads into the spool, and creates the indexes
-// (the unique de-duplication key first of all) before draining it.
-func TestOpenWhileMongoDBIsDown(t *testing.T) {
-	t.Parallel()
-	srv := storetest.StartStoppable(t)
-	srv.Stop()
-	sp, err := spool.Open(t.TempDir(), 64<<20)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := st.InsertLead(context.Background(), deliveryLead(t, 2, "y")); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("second insert with MongoDB known down and no spool: %v, want ErrUnavailable", err)
 	}
-	st := openWithSpool(t, srv.URI, sp)
-	l := deliveryLead(t, 1, "early")
-	res, errs := insertAll(t, st, []*lead.Lead{l, deliveryLead(t, 1, "early")})
-	if errs[0] != nil || errs[1] != nil || !res[0].Spooled || !res[1].Spooled {
-		t.Fatalf("leads while MongoDB never answered: %+v, %v", res, errs)
+	if n := storeErrors(t, st, "insert"); n != 1 {
+		t.Fatalf("%v inserts tried against a MongoDB known to be down, want 1: the second lead should fail at once", n)
+	}
+	if err := st.Ready(context.Background()); err == nil {
+		t.Fatal("ready with MongoDB down and no spool")
+	}
+	for range 3 { // three intake flushes, 200ms apart
+		st.RecordIntake(&store.IntakeEntry{ReceivedAt: time.Now(), Method: "POST", Path: "/x", Outcome: "test"})
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "Dropping intake log entries"); n != 1 {
+		t.Fatalf("the intake drop warning was logged %d times during one outage, want once:\n%s", n, logs.String())
+	}
+	if st.IntakeDropped.Load() != 3 {
+		t.Fatalf("IntakeDropped = %d, want 3", st.IntakeDropped.Load())
 	}
 	srv.Start(t)
-	waitDrained(t, st, sp)
-	if got := countLeads(t, st, bson.D{{Key: "dedup_key", Value: l.DedupKey}}); got != 1 {
-		t.Fatalf("a delivery spooled twice is stored %d times, want 1", got)
-	}
-	specs, err := st.Leads().Indexes().ListSpecifications(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, s := range specs {
-		found = found || (s.Name == "dedup_key_alt_unique" && s.Unique != nil && *s.Unique)
-	}
-	if !found {
-		t.Fatal("the unique index on the second de-duplication key was not created after MongoDB came back")
+	waitReady(t, st)
+	if _, errs := insertAll(t, st, []*lead.Lead{deliveryLead(t, 3, "z")}); errs[0] != nil {
+		t.Fatalf("insert after MongoDB came back: %v", errs[0])
 	}
 }
 
-// Leads spooled by one run are drained by the next, as after a crash.
-func TestNextRunDrainsTheSpool(t *testing.T) {
+// Without a spool the server still starts while MongoDB is down: not ready, leads refused,
+// until MongoDB answers; then the indexes are created and leads are taken.
+func TestOpenWithoutSpoolWhileMongoDBIsDown(t *testing.T) {
 	t.Parallel()
 	srv := storetest.StartStoppable(t)
-	dir := t.TempDir()
-	sp, err := spool.Open(dir, 64<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := openWithSpool(t, srv.URI, sp)
 	srv.Stop()
-	leads := []*lead.Lead{deliveryLead(t, 1, "a"), deliveryLead(t, 2, "b"), deliveryLead(t, 3, "c")}
-	if _, errs := insertAll(t, st, leads); errors.Join(errs...) != nil {
-		t.Fatal(errors.Join(errs...))
+	st := openWithSpool(t, srv.URI, nil)
+	if err := st.Ready(context.Background()); err == nil {
+		t.Fatal("ready with MongoDB down and no spool")
 	}
-	_ = st.Close(context.Background())
+	if _, errs := insertAll(t, st, []*lead.Lead{deliveryLead(t, 1, "a")}); !errors.Is(errs[0], store.ErrUnavailable) {
+		t.Fatalf("insert before MongoDB ever answered: %v, want ErrUnavailable", errs[0])
+	}
 	srv.Start(t)
-	sp2, err := spool.Open(dir, 64<<20)
+	waitReady(t, st)
+	l := deliveryLead(t, 1, "a")
+	if res, errs := insertAll(t, st, []*lead.Lead{l, deliveryLead(t, 1, "a")}); errs[0] != nil || errs[1] != nil ||
+		res[0].Duplicate == res[1].Duplicate {
+		t.Fatalf("one delivery twice once MongoDB answers: %+v, %v; want one stored, one duplicate", res, errs)
+	}
+	if got := countLeads(t, st, bson.D{{Key: "_id", Value: l.ID}}); got != 1 {
+		t.Fatalf("lead stored %d times, want 1", got)
+	}
+}
+
+// waitReady waits until the store reports ready.
+func waitReady(t *testing.T, st *store.Store) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for st.Ready(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("store not ready within a minute of MongoDB answering: %v", st.Ready(context.Background()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// storeErrors reads leadhook_store_errors_total for one operation; -1 when it is not exported.
+func storeErrors(t *testing.T, st *store.Store, op string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(st.Collectors()...)
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp2.Stats().Records != len(leads) {
-		t.Fatalf("reopened spool holds %d leads, want %d", sp2.Stats().Records, len(leads))
-	}
-	st2 := openWithSpool(t, srv.URI, sp2)
-	waitDrained(t, st2, sp2)
-	for _, l := range leads {
-		if got := countLeads(t, st2, bson.D{{Key: "_id", Value: l.ID}}); got != 1 {
-			t.Fatalf("lead %s stored %d times after the next run drained the spool", l.ID.Hex(), got)
+	for _, mf := range mfs {
+		if mf.GetName() != "leadhook_store_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "op" && lp.GetValue() == op {
+					return m.GetCounter().GetValue()
+				}
+			}
 		}
 	}
+	return -1
 }
 
-// Close empties the spool when MongoDB answers, so a pod whose spool goes with it (an
-// emptyDir) leaves nothing behind. The drainer never runs here: only Close can drain.
-func TestCloseDrainsTheSpoolWhenMongoDBAnswers(t *testing.T) {
+// The store's error counter is exported for every operation from the start, so that rate()
+// and alerts have a series before the first failure.
+func TestStoreErrorsExportedBeforeAnyError(t *testing.T) {
 	t.Parallel()
 	srv := storetest.StartStoppable(t)
-	sp, err := spool.Open(t.TempDir(), 64<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "closedrain", Spool: sp,
-		WriteTimeout: time.Second, RetryInterval: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stop()
-	leads := []*lead.Lead{deliveryLead(t, 1, "a"), deliveryLead(t, 2, "b")}
-	if _, errs := insertAll(t, st, leads); errors.Join(errs...) != nil {
-		t.Fatal(errors.Join(errs...))
-	}
-	if sp.Stats().Records != 2 {
-		t.Fatalf("spool holds %d leads, want 2", sp.Stats().Records)
-	}
-	srv.Start(t)
-	if err := st.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := sp.Stats().Records; got != 0 {
-		t.Fatalf("after Close with MongoDB back, the spool still holds %d leads", got)
-	}
-	check, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "closedrain",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer check.Close(context.Background())
-	for _, l := range leads {
-		if got := countLeads(t, check, bson.D{{Key: "_id", Value: l.ID}}); got != 1 {
-			t.Fatalf("lead %s stored %d times after Close drained the spool", l.ID.Hex(), got)
+	st := openWithSpool(t, srv.URI, nil)
+	for _, op := range []string{"insert", "lookup", "drain", "intake"} {
+		if n := storeErrors(t, st, op); n != 0 {
+			t.Errorf("leadhook_store_errors_total{op=%q} = %v before any error, want exported at 0", op, n)
 		}
 	}
 }

@@ -130,6 +130,15 @@ default table (webhookserver/registry) is the authority; this mirrors it for NOT
 {{- end }}
 
 {{/*
+A Kubernetes quantity ("512Mi", "1G", "1.5Gi", "1000") in bytes, as a float.
+*/}}
+{{- define "leadhook.quantityBytes" -}}
+{{- $unit := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" (toString .) }}
+{{- mulf (float64 $n) (get $unit (trimPrefix $n (toString .))) }}
+{{- end }}
+
+{{/*
 A PodDisruptionBudget's spec body: include "leadhook.pdbSpec" (list .Values.x.podDisruptionBudget "minAvailable")
 names the field used, with 1, when the value sets neither minAvailable nor maxUnavailable.
 */}}
@@ -188,6 +197,11 @@ says what to change.
 {{- end }}
 {{- if and $s.spool.enabled $s.spool.volume.persistentVolumeClaim (or $s.autoscaling.enabled (gt (int (include "leadhook.server.replicas" .)) 1)) }}
 {{- fail "\nwebhookServer.spool.volume.persistentVolumeClaim is one claim for every pod, but each webhook-server replica needs a spool of its own: use it with a single replica, or use an ephemeral volumeClaimTemplate (a disk per pod)." }}
+{{- end }}
+{{- if and $s.spool.enabled (not $s.spool.volume) (not .Values.embeddedStore.enabled) }}
+{{- if gt (float64 $s.spool.maxBytes) (include "leadhook.quantityBytes" $s.spool.sizeLimit | float64) }}
+{{- fail (printf "\nwebhookServer.spool.maxBytes (%d) must not exceed webhookServer.spool.sizeLimit (%s): an emptyDir over its sizeLimit gets the pod evicted, and the spooled leads with it." ($s.spool.maxBytes | int64) $s.spool.sizeLimit) }}
+{{- end }}
 {{- end }}
 {{- $sm := .Values.prometheus.serviceMonitor }}
 {{- if $sm.enabled }}
