@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/leadhook/leadhook/internal/testcert"
+	"github.com/leadhook/leadhook/internal/testlog"
 	"github.com/leadhook/leadhook/webhookserver"
 )
 
@@ -178,7 +179,7 @@ func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
 	first := writeCert(t, dir, 1)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	var logs syncBuffer
+	var logs testlog.Buffer
 	certs, err := webhookserver.NewCertReloader(certFile, keyFile, 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -270,22 +271,4 @@ func TestCertReloaderErrors(t *testing.T) {
 	if bytes.Contains([]byte(err.Error()), otherKey[30:60]) {
 		t.Errorf("error shows key material: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.buf.Bytes()...)
 }

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/leadhook/leadhook/internal/testlog"
 	"github.com/leadhook/leadhook/webhookserver/lead"
 	"github.com/leadhook/leadhook/webhookserver/spool"
 	"github.com/leadhook/leadhook/webhookserver/store"
@@ -229,7 +229,7 @@ func TestFullSpoolRefusesAndIsNotReady(t *testing.T) {
 func TestWithoutSpoolAnUnacknowledgedLeadFails(t *testing.T) {
 	t.Parallel()
 	srv := storetest.StartStoppable(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	st, err := store.Open(context.Background(), store.Options{URI: srv.URI, Database: "nospool",
 		WriteTimeout: time.Minute, RetryInterval: 100 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(logs, nil))})
@@ -303,24 +303,6 @@ func waitReady(t *testing.T, st *store.Store) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // storeErrors reads leadhook_store_errors_total for one operation; -1 when it is not exported.
