@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -62,6 +63,7 @@ var deliveryIDHeaders = []string{"Idempotency-Key", "Webhook-Id"}
 
 type handler struct {
 	Config
+	notReady atomic.Bool // the last /readyz answer was 503; readiness changes are logged once
 }
 
 // NewHandler returns the HTTP handler for leads, health and readiness.
@@ -140,9 +142,14 @@ func (h *handler) finish(e *store.IntakeEntry, start time.Time) {
 
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := h.Ready(r.Context()); err != nil {
-		h.Log.Warn("Not ready", "error", err)
+		if !h.notReady.Swap(true) {
+			h.Log.Warn("Not ready", "error", err)
+		}
 		writeError(w, http.StatusServiceUnavailable, "Not ready")
 		return
+	}
+	if h.notReady.Swap(false) {
+		h.Log.Info("Ready again")
 	}
 	writeJSON(w, http.StatusOK, response{Status: true})
 }
@@ -336,7 +343,11 @@ func (h *handler) process(r *http.Request, d *delivery, received time.Time) (int
 
 // storeFailed answers a delivery the store could not take: 503, so the sender retries.
 func (h *handler) storeFailed(e *store.IntakeEntry, err error) (int, response) {
-	h.Log.Error("Could not store lead", "request_id", e.RequestID, "integration", e.Integration, "error", err)
+	level := slog.LevelError
+	if errors.Is(err, store.ErrUnavailable) {
+		level = slog.LevelDebug // the store has logged the outage once; not once per lead
+	}
+	h.Log.Log(context.Background(), level, "Could not store lead", "request_id", e.RequestID, "integration", e.Integration, "error", err)
 	e.Outcome = outcomeUnavailable
 	return http.StatusServiceUnavailable, response{Error: msgStoreDown}
 }

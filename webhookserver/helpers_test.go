@@ -117,6 +117,8 @@ type options struct {
 	store   webhookserver.LeadStore
 	timeout time.Duration
 	trusted []netip.Prefix
+	log     *slog.Logger                // default: discarded
+	ready   func(context.Context) error // default: always ready
 }
 
 func newEnv(t *testing.T, items ...v1alpha1.LeadIntegration) *env {
@@ -135,12 +137,16 @@ func newEnvWith(t *testing.T, o options) *env {
 		st = e.store
 	}
 	e.setIntegrations(o.items...)
+	if o.log == nil {
+		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	h := webhookserver.NewHandler(webhookserver.Config{
 		Registry:     e.live,
 		Store:        st,
-		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:          o.log,
 		Now:          e.clock.Now,
 		StoreTimeout: o.timeout,
+		Ready:        o.ready,
 
 		TrustedProxies: o.trusted,
 	})

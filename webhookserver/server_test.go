@@ -13,15 +13,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/leadhook/leadhook/internal/testcert"
 	"github.com/leadhook/leadhook/internal/testlog"
 	"github.com/leadhook/leadhook/webhookserver"
+	"github.com/leadhook/leadhook/webhookserver/lead"
+	"github.com/leadhook/leadhook/webhookserver/store"
 )
 
 // serve runs webhookserver.Serve for the env's handler on a loopback listener until the
@@ -270,5 +275,55 @@ func TestCertReloaderErrors(t *testing.T) {
 	}
 	if bytes.Contains([]byte(err.Error()), otherKey[30:60]) {
 		t.Errorf("error shows key material: %v", err)
+	}
+}
+
+// unavailableStore is a store that neither MongoDB nor a spool can help: every lead fails
+// as the store fails it during a known outage.
+type unavailableStore struct{}
+
+func (unavailableStore) InsertLead(context.Context, *lead.Lead) (store.InsertResult, error) {
+	return store.InsertResult{}, fmt.Errorf("%w: MongoDB is not taking writes and there is no spool", store.ErrUnavailable)
+}
+
+func (unavailableStore) FindLead(context.Context, string) (bson.ObjectID, bool, error) {
+	return bson.ObjectID{}, false, nil
+}
+
+func (unavailableStore) RecordIntake(*store.IntakeEntry) {}
+
+// An outage is logged when readiness changes, not once per probe or per refused lead (the
+// store logs the outage itself), so that a long one does not flood the log.
+func TestOutageLoggedOncePerChange(t *testing.T) {
+	var logs testlog.Buffer
+	var down atomic.Bool
+	down.Store(true)
+	e := newEnvWith(t, options{items: defaultIntegrations(), store: unavailableStore{},
+		log: slog.New(slog.NewTextHandler(&logs, nil)),
+		ready: func(context.Context) error {
+			if down.Load() {
+				return errors.New("MongoDB is not answering and there is no spool")
+			}
+			return nil
+		}})
+	readyz := func() reply {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/readyz", nil)
+		return e.do(req)
+	}
+	for i := range 5 {
+		readyz().expect(t, http.StatusServiceUnavailable, false, "Not ready")
+		e.post(genericPath, jsonType, []byte(fmt.Sprintf(`{"phone":"+97250123456%d"}`, i))).
+			expect(t, http.StatusServiceUnavailable, false, "Storage unavailable, retry later")
+	}
+	down.Store(false)
+	readyz().expect(t, http.StatusOK, true, "")
+	readyz().expect(t, http.StatusOK, true, "")
+	down.Store(true)
+	readyz().expect(t, http.StatusServiceUnavailable, false, "Not ready")
+	out := logs.String()
+	for msg, want := range map[string]int{`msg="Not ready"`: 2, `msg="Ready again"`: 1, "Could not store lead": 0, `msg="Handled delivery"`: 5} {
+		if got := strings.Count(out, msg); got != want {
+			t.Errorf("%s logged %d times, want %d:\n%s", msg, got, want, out)
+		}
 	}
 }

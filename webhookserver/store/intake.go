@@ -85,20 +85,23 @@ func (s *Store) writeIntake(batch []any) {
 		s.storeFailed("intake", err)
 		return
 	}
-	if s.intakeDropRun > 0 {
-		s.log.Warn("Intake log entries were dropped while MongoDB was not taking them", "entries", s.intakeDropRun)
-		s.intakeDropRun = 0
+	s.endIntakeDropRun()
+}
+
+// dropIntake counts dropped intake entries, logging once per outage rather than per batch.
+func (s *Store) dropIntake(n int) {
+	s.IntakeDropped.Add(int64(n))
+	if s.intakeDropRun.Add(int64(n)) == int64(n) {
+		s.log.Warn("Dropping intake log entries until MongoDB takes them again (leads are not affected); counted in leadhook_intake_log_dropped_total")
 	}
 }
 
-// dropIntake counts dropped intake entries, logging once per outage rather than per batch;
-// writeIntake logs the total when MongoDB takes entries again.
-func (s *Store) dropIntake(n int) {
-	s.IntakeDropped.Add(int64(n))
-	if s.intakeDropRun == 0 {
-		s.log.Warn("Dropping intake log entries until MongoDB takes them again (leads are not affected); counted in leadhook_intake_log_dropped_total")
+// endIntakeDropRun logs how many intake entries an outage cost, once MongoDB takes writes
+// again, so that the next outage gets its own warning.
+func (s *Store) endIntakeDropRun() {
+	if n := s.intakeDropRun.Swap(0); n > 0 {
+		s.log.Warn("Intake log entries were dropped while MongoDB was not taking them", "entries", n)
 	}
-	s.intakeDropRun += int64(n)
 }
 
 // SweepIntake deletes intake entries received before the given time (FerretDB has no TTL

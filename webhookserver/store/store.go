@@ -73,10 +73,10 @@ type Store struct {
 	writerDone    chan struct{}
 	stopDrainer   chan struct{}
 	kick          chan struct{}
-	down          atomic.Bool // MongoDB failed: new batches go straight to the spool
-	indexesDue    atomic.Bool // started while MongoDB was down: indexes not yet created
-	spoolRefused  atomic.Bool // the spool was full when last offered a batch
-	intakeDropRun int64       // intake entries dropped since MongoDB last took them (writer only)
+	down          atomic.Bool  // MongoDB failed: new batches go straight to the spool
+	indexesDue    atomic.Bool  // started while MongoDB was down: indexes not yet created
+	spoolRefused  atomic.Bool  // the spool was full when last offered a batch
+	intakeDropRun atomic.Int64 // intake entries dropped since MongoDB last took writes
 	spool         *spool.Spool
 	maxBatch      int
 	writeTimeout  time.Duration

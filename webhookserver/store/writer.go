@@ -371,6 +371,7 @@ func (s *Store) setDown(down bool, cause error) {
 		switch {
 		case !down:
 			s.log.Info("MongoDB is taking writes again")
+			s.endIntakeDropRun()
 		case s.spool != nil:
 			s.log.Warn("MongoDB is not taking writes; leads go to the spool until it does", "error", cause)
 		default:
@@ -465,13 +466,23 @@ func (s *Store) drain(ctx context.Context) error {
 	if s.spool == nil {
 		return nil
 	}
+	var batches, leads int
+	defer func() {
+		if batches > 0 {
+			s.log.Info("Drained the spool into MongoDB", "batches", batches, "leads", leads,
+				"still_spooled_leads", s.spool.Stats().Records)
+		}
+	}()
 	for _, b := range s.spool.Batches() {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := s.drainBatch(ctx, b); err != nil {
+		n, err := s.drainBatch(ctx, b)
+		if err != nil {
 			return err
 		}
+		batches++
+		leads += n
 	}
 	return nil
 }
@@ -479,19 +490,19 @@ func (s *Store) drain(ctx context.Context) error {
 // drainBatch writes one spooled batch to MongoDB. Leads already there (an earlier replay, a
 // retried delivery, a write that was applied but not acknowledged) are skipped by their
 // de-duplication keys.
-func (s *Store) drainBatch(ctx context.Context, b spool.Batch) error {
+func (s *Store) drainBatch(ctx context.Context, b spool.Batch) (int, error) {
 	records, err := s.spool.Read(b)
 	if err != nil {
 		s.log.Error("Quarantined an unreadable spool batch", "batch", b.Name, "error", err)
 		s.metrics.spoolErrors.Inc()
-		return s.spool.Quarantine(b)
+		return 0, s.spool.Quarantine(b)
 	}
 	leads := make([]any, len(records))
 	for i, rec := range records {
 		if err := bson.Raw(rec).Validate(); err != nil {
 			s.log.Error("Quarantined a spool batch with an undecodable lead", "batch", b.Name, "error", err)
 			s.metrics.spoolErrors.Inc()
-			return s.spool.Quarantine(b)
+			return 0, s.spool.Quarantine(b)
 		}
 		leads[i] = bson.Raw(rec)
 	}
@@ -511,22 +522,22 @@ func (s *Store) drainBatch(ctx context.Context, b spool.Batch) error {
 				s.log.Error("MongoDB refused spooled leads; their batch is quarantined", "batch", b.Name, "refused", refused)
 				s.metrics.spoolErrors.Inc()
 				s.metrics.drained.Add(float64(len(leads) - refused))
-				return s.spool.Quarantine(b)
+				return 0, s.spool.Quarantine(b)
 			}
 			err = nil
 		}
 		if err != nil {
 			s.storeFailed("drain", err)
-			return fmt.Errorf("replaying spool batch %s: %w", b.Name, err)
+			return 0, fmt.Errorf("replaying spool batch %s: %w", b.Name, err)
 		}
 	}
 	s.metrics.drained.Add(float64(len(records)))
 	if err := s.spool.Remove(b); err != nil {
-		return err
+		return 0, err
 	}
 	s.spoolRefused.Store(false)
-	s.log.Info("Drained a spool batch into MongoDB", "batch", b.Name, "leads", len(records))
-	return nil
+	s.log.Debug("Drained a spool batch into MongoDB", "batch", b.Name, "leads", len(records))
+	return len(records), nil
 }
 
 // Ready says whether the store can take leads: MongoDB answers, or it does not and the spool
