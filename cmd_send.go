@@ -64,10 +64,9 @@ Examples, against "make run":
 Flags:
 `
 
-func parseSendFlags(args []string, output io.Writer) (*sendOptions, error) {
+func parseSendFlags(args []string, helpOut, errOut io.Writer) (*sendOptions, error) {
 	o := &sendOptions{}
 	fs := flag.NewFlagSet("leadhook send", flag.ContinueOnError)
-	fs.SetOutput(output)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), sendUsage)
 		fs.PrintDefaults()
@@ -82,7 +81,7 @@ func parseSendFlags(args []string, output io.Writer) (*sendOptions, error) {
 	fs.StringVar(&o.id, "id", "", "delivery id: webhook-id for StandardWebhooks (default: random), else sent as Idempotency-Key")
 	fs.Int64Var(&o.timestamp, "timestamp", 0, "StandardWebhooks: webhook-timestamp in unix seconds (default: now)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, helpOut, errOut); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -186,7 +185,7 @@ func sign(o *sendOptions, h http.Header, secret, body []byte, now time.Time) (st
 }
 
 func runSend(args []string) error {
-	o, err := parseSendFlags(args, os.Stderr)
+	o, err := parseSendFlags(args, os.Stdout, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}

@@ -109,9 +109,12 @@ func TestSendHelpAndBadFlags(t *testing.T) {
 	r := runSendBinary(t, "--help")
 	for _, w := range []string{"--url", "--file", "--scheme", "--secret-file", "--header", "--content-type", "--id",
 		"TaplinkSHA1", "HMACSHA256", "StandardWebhooks", "Token", "none", "whsec_"} {
-		if r.code != 0 || !strings.Contains(r.stderr+r.stdout, strings.TrimPrefix(w, "-")) {
-			t.Errorf("send --help (exit %d) lacks %q:\n%s", r.code, w, r.stderr)
+		if r.code != 0 || !strings.Contains(r.stdout, strings.TrimPrefix(w, "-")) {
+			t.Errorf("send --help (exit %d) lacks %q on stdout (help is asked for: it can be piped):\n%s", r.code, w, r.stdout)
 		}
+	}
+	if r := runSendBinary(t, "--no-such-flag"); r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, "Usage: leadhook send") {
+		t.Errorf("unknown flag: exit %d, stdout %q; want a non-zero exit and the usage on stderr only", r.code, r.stdout)
 	}
 	if r := runSendBinary(t); r.code == 0 || !strings.Contains(r.stderr, "--url is required") {
 		t.Errorf("no flags: exit %d, %s", r.code, r.stderr)
@@ -146,7 +149,7 @@ func TestParseSendFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseSendFlags(tt.args, io.Discard)
+			_, err := parseSendFlags(tt.args, io.Discard, io.Discard)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("parseSendFlags = %v, want %q", err, tt.wantErr)
 			}

@@ -137,7 +137,7 @@ Flags:
 	fs.DurationVar(&o.storeWriteTimeout, "store-write-timeout", store.DefaultWriteTimeout, "how long MongoDB may take to acknowledge a batch before it goes to the spool")
 	wMode := fs.String("mongo-write-concern", "majority", `write concern "w" for leads: majority, or a number of members`)
 	journal := fs.Bool("mongo-journal", true, "leads must be in the journal before MongoDB acknowledges them")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, os.Stdout, os.Stderr); err != nil {
 		return nil, err
 	}
 	var err error

@@ -2,7 +2,11 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	_ "time/tzdata" // time zones on images without a zoneinfo database
@@ -43,4 +47,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "leadhook %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses a command's flags: the usage asked for with -h/--help goes to help (so
+// that it can be piped), the usage after a mistake goes to errs.
+func parseFlags(fs *flag.FlagSet, args []string, help, errs io.Writer) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(errs)
+	w := errs
+	if errors.Is(err, flag.ErrHelp) {
+		w = help
+	}
+	_, _ = w.Write(out.Bytes())
+	return err
 }

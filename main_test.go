@@ -324,7 +324,7 @@ func TestLocalModeLogsNoPersonalData(t *testing.T) {
 }
 
 func TestServerHelpAndBadFlags(t *testing.T) {
-	out, err := exec.Command(binary, "server", "--help").CombinedOutput()
+	out, err := exec.Command(binary, "server", "--help").Output() // on stdout: help asked for can be piped
 	for _, flag := range []string{"embedded-mongo-listen", "mongo-uri", "trusted-proxies", "read-header-timeout",
 		"read-timeout", "write-timeout", "idle-timeout", "tls-cert-file", "tls-key-file", "X-Forwarded-For"} {
 		if err != nil || !strings.Contains(string(out), flag) {
@@ -346,9 +346,14 @@ func TestServerHelpAndBadFlags(t *testing.T) {
 			t.Errorf("server %v: %v, %s; want a non-zero exit saying %q", bad.args, err, out, bad.says)
 		}
 	}
-	err = exec.Command(binary, "server", "--no-such-flag").Run()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
-		t.Errorf("unknown flag: %v, want a non-zero exit", err)
+	out, err = exec.Command(binary, "server", "--no-such-flag").Output()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || len(out) > 0 ||
+		!strings.Contains(string(ee.Stderr), "Usage: leadhook server") {
+		t.Errorf("unknown flag: %v, stdout %q; want a non-zero exit and the usage on stderr only", err, out)
+	}
+	if out, err := exec.Command(binary, "controller", "--help").Output(); err != nil ||
+		!strings.Contains(string(out), "leader-elect") {
+		t.Errorf("controller --help: %v\n%s", err, out)
 	}
 	err = exec.Command(binary, "frobnicate").Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
