@@ -153,6 +153,24 @@ func (r rendering) deployment(t *testing.T, name string) (*appsv1.Deployment, *c
 	return d, &d.Spec.Template.Spec.Containers[0]
 }
 
+// pod returns the pod template and only container of the Deployment or StatefulSet named name.
+func (r rendering) pod(t *testing.T, name string) (*corev1.PodSpec, *corev1.Container) {
+	t.Helper()
+	var pod *corev1.PodSpec
+	switch {
+	case r.m.find("Deployment", name) != nil:
+		pod = &typed[appsv1.Deployment](t, r.m, "Deployment", name).Spec.Template.Spec
+	case r.m.find("StatefulSet", name) != nil:
+		pod = &typed[appsv1.StatefulSet](t, r.m, "StatefulSet", name).Spec.Template.Spec
+	default:
+		t.Fatalf("no Deployment or StatefulSet %s", name)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%s has %d containers, want 1", name, len(pod.Containers))
+	}
+	return pod, &pod.Containers[0]
+}
+
 // render runs helm template for release leadhook-<name> in namespace lh-<name>.
 func render(t *testing.T, name string, args ...string) rendering {
 	t.Helper()
@@ -177,7 +195,7 @@ var chartCases = []chartCase{
 		wantMongoSecret(t, c, "leadhook-mongodb", "uri")
 		wantArgs(t, c, "--mongo-database=leadhook", "--metrics-listen=:9090", "--shutdown-timeout=25s",
 			"--spool-dir=/var/lib/leadhook/spool", "--spool-max-bytes=268435456")
-		wantMount(t, d, "/var/lib/leadhook/spool", func(v corev1.Volume) bool {
+		wantMount(t, d.Name, &d.Spec.Template.Spec, "/var/lib/leadhook/spool", func(v corev1.Volume) bool {
 			return v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil && v.EmptyDir.SizeLimit.String() == "512Mi"
 		})
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != 40 {
@@ -192,7 +210,7 @@ var chartCases = []chartCase{
 			t.Errorf("the CRD is missing or lacks helm.sh/resource-policy: keep")
 		}
 		for kind, n := range map[string]int{"LeadIntegration": 2, "Ingress": 0, "NetworkPolicy": 0, "ServiceMonitor": 0,
-			"HorizontalPodAutoscaler": 0, "PersistentVolumeClaim": 0, "Role": 1, "ClusterRole": 2, "Service": 3} {
+			"HorizontalPodAutoscaler": 0, "PersistentVolumeClaim": 0, "StatefulSet": 0, "Role": 1, "ClusterRole": 2, "Service": 3} {
 			if got := len(r.m.all(kind)); got != n {
 				t.Errorf("%d objects of kind %s, want %d", got, kind, n)
 			}
@@ -242,7 +260,7 @@ var chartCases = []chartCase{
 				t.Errorf("embedded store, yet LEADHOOK_MONGO_URI is set: %+v", e)
 			}
 		}
-		wantMount(t, d, "/var/lib/leadhook/data", func(v corev1.Volume) bool {
+		wantMount(t, d.Name, &d.Spec.Template.Spec, "/var/lib/leadhook/data", func(v corev1.Volume) bool {
 			return v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == r.server()+"-data"
 		})
 		pvc := typed[corev1.PersistentVolumeClaim](t, r.m, "PersistentVolumeClaim", r.server()+"-data")
@@ -304,7 +322,51 @@ var chartCases = []chartCase{
 		}
 		typed[policyv1.PodDisruptionBudget](t, r.m, "PodDisruptionBudget", r.controller())
 		wantArgs(t, c, "--spool-dir=/var/lib/leadhook/spool", "--spool-max-bytes=1073741824")
-		wantMount(t, d, "/var/lib/leadhook/spool", func(v corev1.Volume) bool { return v.Ephemeral != nil })
+		wantMount(t, d.Name, &d.Spec.Template.Spec, "/var/lib/leadhook/spool", func(v corev1.Volume) bool { return v.Ephemeral != nil })
+	}},
+	{"spool-persistent", func(t *testing.T, r rendering) {
+		if r.m.find("Deployment", r.server()) != nil {
+			t.Fatalf("with spool.persistence the server must be a StatefulSet only")
+		}
+		ss := typed[appsv1.StatefulSet](t, r.m, "StatefulSet", r.server())
+		if ss.Spec.Replicas != nil || ss.Spec.PodManagementPolicy != appsv1.ParallelPodManagement ||
+			ss.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+			t.Errorf("StatefulSet replicas %v, %s, %s: want none (HPA), Parallel, RollingUpdate", ss.Spec.Replicas,
+				ss.Spec.PodManagementPolicy, ss.Spec.UpdateStrategy.Type)
+		}
+		if len(ss.Spec.VolumeClaimTemplates) != 1 {
+			t.Fatalf("%d claim templates, want one, the spool's", len(ss.Spec.VolumeClaimTemplates))
+		}
+		vct := ss.Spec.VolumeClaimTemplates[0]
+		if vct.Name != "spool" || vct.Spec.Resources.Requests.Storage().String() != "2Gi" || vct.Spec.StorageClassName == nil ||
+			*vct.Spec.StorageClassName != "standard" || vct.Labels["helm.sh/chart"] != "" || vct.Labels["app.kubernetes.io/version"] != "" {
+			t.Errorf("claim template %s %+v: want spool, 2Gi, class standard, no labels that change with the chart", vct.Name, vct.Spec)
+		}
+		pod, c := r.pod(t, r.server())
+		wantArgs(t, c, "--spool-dir=/var/lib/leadhook/spool", "--spool-max-bytes=1073741824")
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			mounted = mounted || (m.Name == "spool" && m.MountPath == "/var/lib/leadhook/spool")
+		}
+		for _, v := range pod.Volumes {
+			mounted = mounted && v.Name != "spool" // a pod volume of that name would shadow the claim
+		}
+		if !mounted {
+			t.Errorf("the spool claim is not what is mounted at /var/lib/leadhook/spool: %+v, volumes %+v", c.VolumeMounts, pod.Volumes)
+		}
+		headless := typed[corev1.Service](t, r.m, "Service", ss.Spec.ServiceName)
+		if headless.Spec.ClusterIP != corev1.ClusterIPNone || !labelsMatch(ss.Spec.Template.Labels, headless.Spec.Selector) {
+			t.Errorf("governing Service %s: clusterIP %q, selector %v; want headless, selecting the pods", headless.Name,
+				headless.Spec.ClusterIP, headless.Spec.Selector)
+		}
+		hpa := typed[autoscalingv2.HorizontalPodAutoscaler](t, r.m, "HorizontalPodAutoscaler", r.server())
+		if hpa.Spec.ScaleTargetRef.Kind != "StatefulSet" || hpa.Spec.ScaleTargetRef.Name != r.server() {
+			t.Errorf("HPA scales %+v, want StatefulSet %s", hpa.Spec.ScaleTargetRef, r.server())
+		}
+		pdb := typed[policyv1.PodDisruptionBudget](t, r.m, "PodDisruptionBudget", r.server())
+		if !labelsMatch(ss.Spec.Template.Labels, pdb.Spec.Selector.MatchLabels) {
+			t.Errorf("server PDB selects %v, not the StatefulSet's pods", pdb.Spec.Selector.MatchLabels)
+		}
 	}},
 	{"namespaced", func(t *testing.T, r rendering) {
 		if r.m.find("CustomResourceDefinition", "leadintegrations.leadhook.io") != nil {
@@ -328,7 +390,7 @@ var chartCases = []chartCase{
 		if c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.Lifecycle != nil {
 			t.Errorf("TLS: probes %s, want HTTPS; preStopSleepSeconds 0, yet lifecycle %+v", c.ReadinessProbe.HTTPGet.Scheme, c.Lifecycle)
 		}
-		wantMount(t, d, "/etc/leadhook/tls", func(v corev1.Volume) bool {
+		wantMount(t, d.Name, &d.Spec.Template.Spec, "/etc/leadhook/tls", func(v corev1.Volume) bool {
 			return v.Secret != nil && v.Secret.SecretName == "leadhook-server-tls"
 		})
 		if *d.Spec.Template.Spec.TerminationGracePeriodSeconds != 45 {
@@ -349,8 +411,7 @@ func checkPods(t *testing.T, r rendering) {
 	t.Helper()
 	accounts := map[string]string{}
 	for _, name := range []string{r.controller(), r.server()} {
-		d, c := r.deployment(t, name)
-		pod := d.Spec.Template.Spec
+		pod, c := r.pod(t, name)
 		accounts[pod.ServiceAccountName] = name
 		psc, sc := pod.SecurityContext, c.SecurityContext
 		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil ||
@@ -367,7 +428,7 @@ func checkPods(t *testing.T, r rendering) {
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Errorf("%s: resources %+v, want CPU requests and a memory limit", name, c.Resources)
 		}
-		wantMount(t, d, "/tmp", func(v corev1.Volume) bool { return v.EmptyDir != nil })
+		wantMount(t, name, pod, "/tmp", func(v corev1.Volume) bool { return v.EmptyDir != nil })
 		for _, e := range c.Env {
 			if e.Name == "LEADHOOK_MONGO_URI" && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
 				t.Errorf("%s: LEADHOOK_MONGO_URI must come from a Secret: %+v", name, e)
@@ -389,7 +450,7 @@ func checkPods(t *testing.T, r rendering) {
 	if out, err := exec.Command(binary, append(slices.Clone(cc.Args), "--help")...).CombinedOutput(); err != nil {
 		t.Errorf("leadhook refuses the controller's flags %v: %v\n%s", cc.Args, err, out)
 	}
-	d, sc := r.deployment(t, r.server())
+	serverPod, sc := r.pod(t, r.server())
 	if sc.Args[0] != "server" {
 		t.Fatalf("server args %v, want server first", sc.Args)
 	}
@@ -405,7 +466,7 @@ func checkPods(t *testing.T, r rendering) {
 	if c := sc.Lifecycle; c != nil && c.PreStop != nil && c.PreStop.Sleep != nil {
 		stop += c.PreStop.Sleep.Seconds
 	}
-	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g <= stop {
+	if g := serverPod.TerminationGracePeriodSeconds; g == nil || *g <= stop {
 		t.Errorf("server terminationGracePeriodSeconds %v, want more than preStop + --shutdown-timeout = %ds", g, stop)
 	}
 }
@@ -431,9 +492,8 @@ func wantMongoSecret(t *testing.T, c *corev1.Container, secret, key string) {
 }
 
 // wantMount checks the container mounts a volume at path, and the volume is as wanted.
-func wantMount(t *testing.T, d *appsv1.Deployment, path string, ok func(corev1.Volume) bool) {
+func wantMount(t *testing.T, name string, pod *corev1.PodSpec, path string, ok func(corev1.Volume) bool) {
 	t.Helper()
-	pod := d.Spec.Template.Spec
 	for _, m := range pod.Containers[0].VolumeMounts {
 		if m.MountPath != path {
 			continue
@@ -443,10 +503,10 @@ func wantMount(t *testing.T, d *appsv1.Deployment, path string, ok func(corev1.V
 				return
 			}
 		}
-		t.Errorf("%s: the volume at %s is not as wanted: %+v", d.Name, path, pod.Volumes)
+		t.Errorf("%s: the volume at %s is not as wanted: %+v", name, path, pod.Volumes)
 		return
 	}
-	t.Errorf("%s mounts nothing at %s", d.Name, path)
+	t.Errorf("%s mounts nothing at %s", name, path)
 }
 
 func egressPorts(np *networkingv1.NetworkPolicy) []int {
@@ -516,6 +576,10 @@ func TestChartRefuses(t *testing.T) {
 			"webhookServer.spool.maxBytes (1073741824) must not exceed webhookServer.spool.sizeLimit (512Mi)"},
 		{"a spool larger than a decimal sizeLimit", []string{"-f", def, "--set", "webhookServer.spool.sizeLimit=200M"},
 			"webhookServer.spool.maxBytes (268435456) must not exceed webhookServer.spool.sizeLimit (200M)"},
+		{"a spool claim smaller than the spool", []string{"-f", def, "--set", "webhookServer.spool.persistence.enabled=true",
+			"--set", "webhookServer.spool.persistence.size=200Mi"}, "must not exceed webhookServer.spool.persistence.size (200Mi)"},
+		{"a spool claim and a spool volume", []string{"-f", def, "--set", "webhookServer.spool.persistence.enabled=true",
+			"--set", "webhookServer.spool.volume.emptyDir.medium=Memory"}, "leave webhookServer.spool.volume empty"},
 		{"an integration the server would not watch", []string{"-f", def, "--set", "webhookServer.watchNamespaces={clinic}"},
 			"integration website is in namespace lh-refused, which webhookServer.watchNamespaces (clinic) leaves out"},
 	}

@@ -130,6 +130,22 @@ default table (webhookserver/registry) is the authority; this mirrors it for NOT
 {{- end }}
 
 {{/*
+"true" when the webhook server runs as a StatefulSet whose pods each keep a spool claim of
+their own (webhookServer.spool.persistence), "" when it is a Deployment.
+*/}}
+{{- define "leadhook.server.persistentSpool" -}}
+{{- $s := .Values.webhookServer }}
+{{- if and $s.spool.enabled $s.spool.persistence.enabled (not .Values.embeddedStore.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+The webhook server's workload kind.
+*/}}
+{{- define "leadhook.server.kind" -}}
+{{- ternary "StatefulSet" "Deployment" (eq (include "leadhook.server.persistentSpool" .) "true") }}
+{{- end }}
+
+{{/*
 A Kubernetes quantity ("512Mi", "1G", "1.5Gi", "1000") in bytes, as a float.
 */}}
 {{- define "leadhook.quantityBytes" -}}
@@ -198,7 +214,14 @@ says what to change.
 {{- if and $s.spool.enabled $s.spool.volume.persistentVolumeClaim (or $s.autoscaling.enabled (gt (int (include "leadhook.server.replicas" .)) 1)) }}
 {{- fail "\nwebhookServer.spool.volume.persistentVolumeClaim is one claim for every pod, but each webhook-server replica needs a spool of its own: use it with a single replica, or use an ephemeral volumeClaimTemplate (a disk per pod)." }}
 {{- end }}
-{{- if and $s.spool.enabled (not $s.spool.volume) (not .Values.embeddedStore.enabled) }}
+{{- if include "leadhook.server.persistentSpool" . }}
+{{- if $s.spool.volume }}
+{{- fail "\nwebhookServer.spool.persistence.enabled gives each pod a claim of its own for the spool: leave webhookServer.spool.volume empty." }}
+{{- end }}
+{{- if gt (float64 $s.spool.maxBytes) (include "leadhook.quantityBytes" $s.spool.persistence.size | float64) }}
+{{- fail (printf "\nwebhookServer.spool.maxBytes (%d) must not exceed webhookServer.spool.persistence.size (%s): a spool that fills its disk refuses leads before its limit." ($s.spool.maxBytes | int64) $s.spool.persistence.size) }}
+{{- end }}
+{{- else if and $s.spool.enabled (not $s.spool.volume) (not .Values.embeddedStore.enabled) }}
 {{- if gt (float64 $s.spool.maxBytes) (include "leadhook.quantityBytes" $s.spool.sizeLimit | float64) }}
 {{- fail (printf "\nwebhookServer.spool.maxBytes (%d) must not exceed webhookServer.spool.sizeLimit (%s): an emptyDir over its sizeLimit gets the pod evicted, and the spooled leads with it." ($s.spool.maxBytes | int64) $s.spool.sizeLimit) }}
 {{- end }}
