@@ -337,6 +337,7 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 		"missing source":      func(s *v1alpha1.LeadIntegrationSpec) { s.Source = "" },
 		"relative path":       func(s *v1alpha1.LeadIntegrationSpec) { s.Path = "api/lead" },
 		"path with query":     func(s *v1alpha1.LeadIntegrationSpec) { s.Path = "/api/lead?x=1" },
+		"probe path":          func(s *v1alpha1.LeadIntegrationSpec) { s.Path = "/readyz/" },
 		"lower-case region":   func(s *v1alpha1.LeadIntegrationSpec) { s.DefaultRegion = "il" },
 		"tiny body limit":     func(s *v1alpha1.LeadIntegrationSpec) { s.MaxBodyBytes = 10 },
 		"huge body limit":     func(s *v1alpha1.LeadIntegrationSpec) { s.MaxBodyBytes = 4<<20 + 1 },

@@ -448,16 +448,27 @@ func TestContractRoutes(t *testing.T) {
 	if r.Header.Get("Allow") != http.MethodPost {
 		t.Errorf("Allow = %q", r.Header.Get("Allow"))
 	}
+	// The probes are not lead paths: a POST to one is refused, not taken for a delivery.
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		r := e.post(probe, jsonType, []byte(`{"phone":"+972501234567"}`))
+		r.expect(t, http.StatusMethodNotAllowed, false, "Method not allowed")
+		if r.Header.Get("Allow") != http.MethodGet {
+			t.Errorf("POST %s: Allow = %q, want GET", probe, r.Header.Get("Allow"))
+		}
+	}
 	// A trailing slash reaches the same integration.
 	e.post(genericPath+"/", jsonType, []byte(`{"phone":"+972501234567"}`)).expectStored(t)
 
 	// Every request's outcome is in the intake log, the unrouted ones included; a stored
 	// lead's entry records its size (the lead keeps the body itself).
-	entries := e.intake(2) // health probes are not deliveries
+	entries := e.intake(4) // health probes are not deliveries; POSTs to them are
 	if m := entries[0]; m.Method != http.MethodGet || m.Status != http.StatusMethodNotAllowed || m.Path != genericPath {
 		t.Errorf("405 intake entry = %+v", m)
 	}
-	if s := entries[1]; s.Status != http.StatusOK || s.BodyBytes != len(`{"phone":"+972501234567"}`) || s.Body != "" {
+	if m := entries[1]; m.Method != http.MethodPost || m.Status != http.StatusMethodNotAllowed || m.Path != "/healthz" {
+		t.Errorf("POST /healthz intake entry = %+v", m)
+	}
+	if s := entries[3]; s.Status != http.StatusOK || s.BodyBytes != len(`{"phone":"+972501234567"}`) || s.Body != "" {
 		t.Errorf("stored lead's intake entry: status %d, body_bytes %d, body %q", s.Status, s.BodyBytes, s.Body)
 	}
 }

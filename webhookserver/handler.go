@@ -86,6 +86,12 @@ func NewHandler(cfg Config) http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, response{Status: true}) })
 	r.Get("/readyz", h.readyz)
 	r.Post("/*", h.serveLead)
+	for _, probe := range []string{"/healthz", "/readyz"} { // a probe is not a lead path
+		r.Post(probe, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", http.MethodGet)
+			h.serveUnrouted(w, r, http.StatusMethodNotAllowed, msgMethodNotAllowd)
+		})
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { h.serveUnrouted(w, r, http.StatusNotFound, msgNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)

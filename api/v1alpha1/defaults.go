@@ -43,6 +43,7 @@ const (
 
 var (
 	pathPattern   = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
+	probePath     = regexp.MustCompile(`^/(healthz|readyz)/*$`)
 	regionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 	headerPattern = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
 )
@@ -127,6 +128,9 @@ func (s *LeadIntegrationSpec) Validate() error {
 	}
 	if s.Path != "" && (len(s.Path) > 256 || !pathPattern.MatchString(s.Path)) {
 		errs = append(errs, fmt.Errorf("spec.path %q must start with / and use only letters, digits and ._~/-", s.Path))
+	}
+	if probePath.MatchString(s.Path) {
+		errs = append(errs, fmt.Errorf("spec.path %q is one of the server's probes (/healthz, /readyz)", s.Path))
 	}
 	if s.DefaultRegion != "" && !regionPattern.MatchString(s.DefaultRegion) {
 		errs = append(errs, fmt.Errorf("spec.defaultRegion %q must be two capital letters", s.DefaultRegion))

@@ -52,9 +52,11 @@ type LeadIntegrationSpec struct {
 	Enabled *bool `json:"enabled,omitempty"`
 
 	// Path is the URL path this integration serves. Defaults to /api/lead for Generic and
-	// /api/taplink/lead for Taplink. Unique among enabled integrations.
+	// /api/taplink/lead for Taplink. Unique among enabled integrations; not /healthz or
+	// /readyz, the server's probes.
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^/[A-Za-z0-9._~/-]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^/(healthz|readyz)/*$')",message="path /healthz and /readyz are the server's probes"
 	// +optional
 	Path string `json:"path,omitempty"`
 

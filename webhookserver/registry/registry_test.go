@@ -100,6 +100,12 @@ func TestBuildPaths(t *testing.T) {
 			wantOwners: map[string]string{"/x": "clinic/new"},
 		},
 		{
+			name:         "the probes are no lead paths",
+			items:        []v1alpha1.LeadIntegration{item("clinic", "probe", "/healthz", 1), item("clinic", "ready", "/readyz/", 2)},
+			wantOwners:   map[string]string{},
+			wantProblems: []string{"clinic/probe " + v1alpha1.ReasonInvalidSpec, "clinic/ready " + v1alpha1.ReasonInvalidSpec},
+		},
+		{
 			name:       "an invalid older one does not take the path",
 			items:      []v1alpha1.LeadIntegration{invalidOld, item("clinic", "new", "/x", 2)},
 			wantOwners: map[string]string{"/x": "clinic/new"},
