@@ -113,8 +113,8 @@ func TestSendHelpAndBadFlags(t *testing.T) {
 			t.Errorf("send --help (exit %d) lacks %q on stdout (help is asked for: it can be piped):\n%s", r.code, w, r.stdout)
 		}
 	}
-	if r := runSendBinary(t, "--no-such-flag"); r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, "Usage: leadhook send") {
-		t.Errorf("unknown flag: exit %d, stdout %q; want a non-zero exit and the usage on stderr only", r.code, r.stdout)
+	if r := runSendBinary(t, "--no-such-flag"); r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "Usage: leadhook send") {
+		t.Errorf("unknown flag: exit %d, stdout %q; want exit 2 and the usage on stderr only", r.code, r.stdout)
 	}
 	if r := runSendBinary(t); r.code == 0 || !strings.Contains(r.stderr, "--url is required") {
 		t.Errorf("no flags: exit %d, %s", r.code, r.stderr)

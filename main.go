@@ -43,11 +43,21 @@ func main() {
 		fmt.Fprintf(os.Stderr, "leadhook: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
-	if err != nil {
+	var usage usageError
+	switch {
+	case errors.As(err, &usage): // the flag package has said what is wrong, with the usage
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "leadhook %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a command line the flag package refused and has explained on stderr.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
 
 // parseFlags parses a command's flags: the usage asked for with -h/--help goes to help (so
 // that it can be piped), the usage after a mistake goes to errs.
@@ -61,5 +71,8 @@ func parseFlags(fs *flag.FlagSet, args []string, help, errs io.Writer) error {
 		w = help
 	}
 	_, _ = w.Write(out.Bytes())
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return usageError{err}
+	}
 	return err
 }

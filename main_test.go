@@ -347,9 +347,10 @@ func TestServerHelpAndBadFlags(t *testing.T) {
 		}
 	}
 	out, err = exec.Command(binary, "server", "--no-such-flag").Output()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || len(out) > 0 ||
-		!strings.Contains(string(ee.Stderr), "Usage: leadhook server") {
-		t.Errorf("unknown flag: %v, stdout %q; want a non-zero exit and the usage on stderr only", err, out)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || len(out) > 0 ||
+		!strings.Contains(string(ee.Stderr), "Usage: leadhook server") ||
+		strings.Count(string(ee.Stderr), "no-such-flag") != 1 {
+		t.Errorf("unknown flag: %v, stdout %q; want exit 2 and the problem once, with the usage, on stderr only", err, out)
 	}
 	if out, err := exec.Command(binary, "controller", "--help").Output(); err != nil ||
 		!strings.Contains(string(out), "leader-elect") {
