@@ -791,9 +791,22 @@ integrations:
 		t.Errorf("the upgrade recreated taplink (uid %s, was %s): its generated Secret would go with it", got, uid)
 	}
 
+	// Spool claims per pod: the server becomes a StatefulSet, and a later upgrade of it is
+	// accepted (its claim templates and other fixed fields do not change).
+	persistent := []string{"upgrade", "leadhook", chartDir, "-f", upgrade, "--set", "webhookServer.spool.persistence.enabled=true"}
+	mustHelm(t, append(slices.Clone(persistent), kc...)...)
+	c.kubectl(t, "get", "-n", ns, "statefulset/leadhook-server", "service/leadhook-server-pods")
+	if out := c.kubectl(t, "get", "deployments", "-n", ns, "-o", "name"); strings.Contains(out, "leadhook-server") {
+		t.Errorf("the server's Deployment is still there beside its StatefulSet:\n%s", out)
+	}
+	mustHelm(t, append(append(persistent, "--set", "webhookServer.logLevel=debug"), kc...)...)
+	if got := c.kubectl(t, "get", "-n", ns, "statefulset/leadhook-server", "-o", "jsonpath={.spec.template.spec.containers[0].args}"); !strings.Contains(got, "--log-level=debug") {
+		t.Errorf("the second upgrade did not reach the StatefulSet: args %s", got)
+	}
+
 	mustHelm(t, append([]string{"uninstall", "leadhook"}, kc...)...)
 	c.kubectl(t, "get", "crd", "leadintegrations.leadhook.io") // kept
-	out = c.kubectl(t, "get", "deployments,leadintegrations", "-n", ns, "-o", "name")
+	out = c.kubectl(t, "get", "deployments,statefulsets,leadintegrations", "-n", ns, "-o", "name")
 	if strings.TrimSpace(out) != "" {
 		t.Errorf("after helm uninstall these remain:\n%s", out)
 	}
