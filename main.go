@@ -43,9 +43,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "leadhook: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
-	var usage usageError
+	var refused usageError
 	switch {
-	case errors.As(err, &usage): // the flag package has said what is wrong, with the usage
+	case errors.As(err, &refused): // the flag package has said what is wrong, with the usage
 		os.Exit(2)
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "leadhook %s: %v\n", os.Args[1], err)
